@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { collect, describeEventStoreContract, makeEvents } from './event-store.contract.js';
+import type { EventStore } from './event-store.js';
+import { openLmdbEventStore } from './event-store.lmdb.js';
+
+async function tempDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'tandem-lmdb-'));
+}
+
+describeEventStoreContract(
+  'lmdb',
+  async () => {
+    const dir = await tempDir();
+    return {
+      spec: { kind: 'lmdb', path: dir, maxAppendBytes: 1024 * 1024 },
+      cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
+  },
+  { deleteRemovesFromAll: true, largeEventBytes: 768 * 1024 },
+);
+
+describe(openLmdbEventStore.name, () => {
+  const opened: EventStore[] = [];
+  const dirs: string[] = [];
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((store) => store.close()));
+    await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+  });
+  async function openFresh(dir?: string) {
+    const path = dir ?? (await tempDir());
+    if (!dir) dirs.push(path);
+    const store = await openLmdbEventStore({ path });
+    opened.push(store);
+    return { store, path };
+  }
+
+  it('keeps events across close and reopen', async () => {
+    const { store, path } = await openFresh();
+    const events = makeEvents(5);
+    await store.append('orders-1', events);
+    await store.close();
+    const { store: reopened } = await openFresh(path);
+    expect((await collect(reopened.readStream('orders-1'))).map((event) => event.id)).toEqual(
+      events.map((event) => event.id),
+    );
+  });
+
+  it('never reuses a position, even after the newest events are deleted', async () => {
+    const { store } = await openFresh();
+    await store.append('a', makeEvents(2));
+    const doomed = await store.append('b', makeEvents(2));
+    await store.deleteStream('b');
+    const next = await store.append('c', makeEvents(1));
+    expect(next.position.commit).toBeGreaterThan(doomed.position.commit);
+  });
+
+  it('takes the same event id again after its stream was deleted (erasure leaves no trace of it)', async () => {
+    const { store } = await openFresh();
+    const events = makeEvents(2);
+    await store.append('person-1', events);
+    await store.deleteStream('person-1');
+    await expect(store.append('person-2', events)).resolves.toMatchObject({ nextExpectedRevision: 1 });
+  });
+
+  it('refuses an event id that another stream already holds', async () => {
+    const { store } = await openFresh();
+    const events = makeEvents(1);
+    await store.append('one', events);
+    await expect(store.append('two', events)).rejects.toMatchObject({ code: 'TANDEM_ERR_IDEMPOTENCY_CONFLICT' });
+  });
+
+  it('rejects use after close with a clear error', async () => {
+    const { store } = await openFresh();
+    await store.close();
+    await expect(store.append('x', makeEvents(1))).rejects.toMatchObject({ code: 'TANDEM_ERR_STORE_CLOSED' });
+  });
+
+  it('ends live subscriptions when the store closes', async () => {
+    const { store } = await openFresh();
+    const consumer = collect(store.subscribeAll({ from: 'end' }));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await store.close();
+    await expect(consumer).resolves.toEqual([]);
+  });
+
+  it('writes the payload into the LMDB data file, and deletion removes it from every read', async () => {
+    const { store, path } = await openFresh();
+    const marker = `marker-${randomUUID()}`;
+    await store.append('pii-1', [{ id: randomUUID(), type: 'probe', data: { marker } }]);
+    const files = await readdir(path);
+    const contents = await Promise.all(files.map((file) => readFile(join(path, file))));
+    expect(contents.some((content) => content.includes(marker))).toBe(true);
+    await store.deleteStream('pii-1');
+    const all = await collect(store.readAll());
+    expect(all.some((event) => JSON.stringify(event.data).includes(marker))).toBe(false);
+  });
+});

@@ -1,0 +1,43 @@
+/**
+ * The error catalogue: every expected failure has a stable code that clients,
+ * logs and tests can match on. Codes are transport-neutral; the HTTP layer maps
+ * them to status codes in one place.
+ */
+export const ErrorCodes = {
+  /** Input failed validation; `details.issues` lists each bad field with its path. */
+  VALIDATION: 'TANDEM_ERR_VALIDATION',
+  /** A setting (environment variable) is missing or has a bad value. */
+  CONFIG_INVALID: 'TANDEM_ERR_CONFIG_INVALID',
+  /** An append's expected stream state did not hold. */
+  WRONG_EXPECTED_VERSION: 'TANDEM_ERR_WRONG_EXPECTED_VERSION',
+  /** The stream was deleted (tombstoned) and cannot be read or written again. */
+  STREAM_DELETED: 'TANDEM_ERR_STREAM_DELETED',
+  /** The stream has never been written. */
+  STREAM_NOT_FOUND: 'TANDEM_ERR_STREAM_NOT_FOUND',
+  /** Some, not all, of an append's event ids exist already, or exist in another stream. */
+  IDEMPOTENCY_CONFLICT: 'TANDEM_ERR_IDEMPOTENCY_CONFLICT',
+  /** An event is larger than the store accepts. */
+  EVENT_TOO_LARGE: 'TANDEM_ERR_EVENT_TOO_LARGE',
+  /** The store was closed; nothing more can be read or written through this handle. */
+  STORE_CLOSED: 'TANDEM_ERR_STORE_CLOSED',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/** Base class of every expected Tandem failure: a stable code, a message, structured details. */
+export class TandemError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** True when `error` is a TandemError with the given code. */
+export function isTandemError(error: unknown, code?: ErrorCode): error is TandemError {
+  return error instanceof TandemError && (code === undefined || error.code === code);
+}
