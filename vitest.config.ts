@@ -5,7 +5,13 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: 'unit', include: ['**/*.unit.test.ts'], exclude: ['node_modules/**', 'dist/**'] } },
+      {
+        test: {
+          name: 'unit',
+          include: ['**/*.unit.test.ts'],
+          exclude: ['node_modules/**', 'dist/**'],
+        },
+      },
       {
         test: {
           name: 'int',

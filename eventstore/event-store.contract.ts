@@ -95,10 +95,14 @@ export function describeEventStoreContract(
       it('continues a stream from the revision the last append returned', async () => {
         const stream = streamName();
         const first = await store.append(stream, makeEvents(2), { expected: 'no_stream' });
-        const second = await store.append(stream, makeEvents(3), { expected: first.nextExpectedRevision });
+        const second = await store.append(stream, makeEvents(3), {
+          expected: first.nextExpectedRevision,
+        });
         expect(second.nextExpectedRevision).toBe(4);
         expect(comparePositions(second.position, first.position)).toBeGreaterThan(0);
-        expect((await collect(store.readStream(stream))).map((event) => event.revision)).toEqual([0, 1, 2, 3, 4]);
+        expect((await collect(store.readStream(stream))).map((event) => event.revision)).toEqual([
+          0, 1, 2, 3, 4,
+        ]);
       });
 
       it('reads backwards, from a revision, and at most maxCount events', async () => {
@@ -122,7 +126,9 @@ export function describeEventStoreContract(
       });
 
       it('fails to read a stream that was never written', async () => {
-        await expect(collect(store.readStream(streamName()))).rejects.toBeInstanceOf(StreamNotFoundError);
+        await expect(collect(store.readStream(streamName()))).rejects.toBeInstanceOf(
+          StreamNotFoundError,
+        );
       });
 
       it('rejects malformed input and writes nothing', async () => {
@@ -134,7 +140,9 @@ export function describeEventStoreContract(
           ['', makeEvents(1)],
         ];
         for (const [target, events] of cases) {
-          await expect(store.append(target, events)).rejects.toMatchObject({ code: ErrorCodes.VALIDATION });
+          await expect(store.append(target, events)).rejects.toMatchObject({
+            code: ErrorCodes.VALIDATION,
+          });
         }
         const id = randomUUID();
         await expect(
@@ -151,13 +159,17 @@ export function describeEventStoreContract(
       it('refuses no_stream when the stream exists, naming its revision', async () => {
         const stream = streamName();
         await store.append(stream, makeEvents(2));
-        const error = await store.append(stream, makeEvents(1), { expected: 'no_stream' }).catch((e: unknown) => e);
+        const error = await store
+          .append(stream, makeEvents(1), { expected: 'no_stream' })
+          .catch((e: unknown) => e);
         expect(error).toBeInstanceOf(WrongExpectedVersionError);
         expect(error).toMatchObject({ code: ErrorCodes.WRONG_EXPECTED_VERSION, actual: 1 });
       });
 
       it('refuses exists when the stream does not', async () => {
-        const error = await store.append(streamName(), makeEvents(1), { expected: 'exists' }).catch((e: unknown) => e);
+        const error = await store
+          .append(streamName(), makeEvents(1), { expected: 'exists' })
+          .catch((e: unknown) => e);
         expect(error).toBeInstanceOf(WrongExpectedVersionError);
         expect(error).toMatchObject({ actual: 'no_stream' });
       });
@@ -168,7 +180,9 @@ export function describeEventStoreContract(
         await expect(store.append(stream, makeEvents(1), { expected: 1 })).rejects.toBeInstanceOf(
           WrongExpectedVersionError,
         );
-        await expect(store.append(stream, makeEvents(1), { expected: 5 })).rejects.toMatchObject({ actual: 2 });
+        await expect(store.append(stream, makeEvents(1), { expected: 5 })).rejects.toMatchObject({
+          actual: 2,
+        });
         expect(await collect(store.readStream(stream))).toHaveLength(3);
       });
 
@@ -190,16 +204,23 @@ export function describeEventStoreContract(
         expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
         const rejected = outcomes.find((outcome) => outcome.status === 'rejected');
         expect(rejected?.reason).toBeInstanceOf(WrongExpectedVersionError);
-        const types = new Set((await collect(store.readStream(stream, { fromRevision: 1 }))).map((e) => e.type));
+        const types = new Set(
+          (await collect(store.readStream(stream, { fromRevision: 1 }))).map((e) => e.type),
+        );
         expect(types.size).toBe(1);
       });
 
       it('gives every concurrent append to different streams its own positions', async () => {
         const streams = Array.from({ length: 50 }, () => streamName('fan'));
-        const results = await Promise.all(streams.map((stream) => store.append(stream, makeEvents(3))));
-        const positions = results.map((result) => `${result.position.commit}/${result.position.prepare}`);
+        const results = await Promise.all(
+          streams.map((stream) => store.append(stream, makeEvents(3))),
+        );
+        const positions = results.map(
+          (result) => `${result.position.commit}/${result.position.prepare}`,
+        );
         expect(new Set(positions).size).toBe(streams.length);
-        for (const stream of streams) expect(await collect(store.readStream(stream))).toHaveLength(3);
+        for (const stream of streams)
+          expect(await collect(store.readStream(stream))).toHaveLength(3);
       });
     });
 
@@ -229,9 +250,9 @@ export function describeEventStoreContract(
         await store.append(b, makeEvents(2));
         await store.append(a, makeEvents(1));
         const from = (await collect(store.readStream(a, { maxCount: 1 })))[0]?.position as Position;
-        const read = (await collect(store.readAll({ from, filter: { streamPrefixes: [a, b] } }))).filter((event) =>
-          [a, b].includes(event.stream),
-        );
+        const read = (
+          await collect(store.readAll({ from, filter: { streamPrefixes: [a, b] } }))
+        ).filter((event) => [a, b].includes(event.stream));
         expect(read.map((event) => `${event.stream === a ? 'a' : 'b'}${event.revision}`)).toEqual([
           'a0',
           'a1',
@@ -247,7 +268,12 @@ export function describeEventStoreContract(
         const stream = streamName('back');
         const result = await store.append(stream, makeEvents(5));
         const read = await collect(
-          store.readAll({ direction: 'backwards', from: result.position, maxCount: 3, filter: { streamPrefixes: [stream] } }),
+          store.readAll({
+            direction: 'backwards',
+            from: result.position,
+            maxCount: 3,
+            filter: { streamPrefixes: [stream] },
+          }),
         );
         expect(read.map((event) => event.revision)).toEqual([4, 3, 2]);
       });
@@ -260,10 +286,14 @@ export function describeEventStoreContract(
         await store.append(streamName('other'), makeEvents(2, `${typePrefix}.viewed`));
         const from = (await collect(store.readStream(`${family}-one`)))[0]?.position as Position;
 
-        const bought = await collect(store.readAll({ from, filter: { eventTypePrefixes: [`${typePrefix}.bought`] } }));
+        const bought = await collect(
+          store.readAll({ from, filter: { eventTypePrefixes: [`${typePrefix}.bought`] } }),
+        );
         expect(bought.map((event) => event.stream)).toEqual(Array(3).fill(`${family}-two`));
 
-        const family2 = await collect(store.readAll({ from, filter: { streamPrefixes: [`${family}-`] } }));
+        const family2 = await collect(
+          store.readAll({ from, filter: { streamPrefixes: [`${family}-`] } }),
+        );
         expect(family2).toHaveLength(5);
         expect(comparePositions(family2[0]?.position as Position, from)).toBe(0);
         expect(start.nextExpectedRevision).toBe(1);
@@ -332,10 +362,12 @@ export function describeEventStoreContract(
         await store.append(stream, makeEvents(3));
         await store.deleteStream(stream);
         await expect(collect(store.readStream(stream))).rejects.toBeInstanceOf(StreamDeletedError);
-        await expect(store.append(stream, makeEvents(1))).rejects.toBeInstanceOf(StreamDeletedError);
-        await expect(store.append(stream, makeEvents(1), { expected: 'no_stream' })).rejects.toBeInstanceOf(
+        await expect(store.append(stream, makeEvents(1))).rejects.toBeInstanceOf(
           StreamDeletedError,
         );
+        await expect(
+          store.append(stream, makeEvents(1), { expected: 'no_stream' }),
+        ).rejects.toBeInstanceOf(StreamDeletedError);
         await store.deleteStream(stream);
       });
 
@@ -366,14 +398,16 @@ export function describeEventStoreContract(
         const [event] = makeEvents(1, 'large.blob');
         await store.append(stream, [{ ...(event as EventData), data: { blob } }]);
         const [read] = await collect(store.readStream(stream));
-        expect((read?.data.blob as string).length).toBe(options.largeEventBytes);
+        expect(read?.data.blob).toHaveLength(options.largeEventBytes);
       });
 
       it('refuses an append over the size limit and writes nothing', async () => {
         const stream = streamName('huge');
         const limit = current.spec.maxAppendBytes ?? 1_048_576;
         const error = await store
-          .append(stream, [{ id: randomUUID(), type: 'huge', data: { blob: 'y'.repeat(limit + 1024) } }])
+          .append(stream, [
+            { id: randomUUID(), type: 'huge', data: { blob: 'y'.repeat(limit + 1024) } },
+          ])
           .catch((e: unknown) => e);
         expect(error).toBeInstanceOf(EventTooLargeError);
         await expect(collect(store.readStream(stream))).rejects.toBeInstanceOf(StreamNotFoundError);
@@ -402,18 +436,30 @@ export function describeEventStoreContract(
       const mixed = [events[0] as EventData, ...makeEvents(1)];
       const error = await store.append(stream, mixed).catch((e: unknown) => e);
       // KurrentDB answers a partial overlap with a version conflict; LMDB names it.
-      expect([IdempotencyConflictError, WrongExpectedVersionError].some((type) => error instanceof type)).toBe(true);
+      expect(
+        [IdempotencyConflictError, WrongExpectedVersionError].some((type) => error instanceof type),
+      ).toBe(true);
       expect(await collect(store.readStream(stream))).toHaveLength(2);
     });
   });
 }
 
 /** Events with fresh ids and small realistic payloads. */
-export function makeEvents(count: number, type = 'contract.tested', extra: Partial<EventData> = {}): EventData[] {
+export function makeEvents(
+  count: number,
+  type = 'contract.tested',
+  extra: Partial<EventData> = {},
+): EventData[] {
   return Array.from({ length: count }, (_, i) => ({
     id: randomUUID(),
     type,
-    data: { index: i, sku: `SKU-${i}`, price: 19.99, tags: ['a', 'b'], nested: { ok: true, none: null } },
+    data: {
+      index: i,
+      sku: `SKU-${i}`,
+      price: 19.99,
+      tags: ['a', 'b'],
+      nested: { ok: true, none: null },
+    },
     ...extra,
   }));
 }
@@ -427,7 +473,9 @@ export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
 
 function expectAscending(positions: readonly Position[]): void {
   for (let i = 1; i < positions.length; i++) {
-    expect(comparePositions(positions[i] as Position, positions[i - 1] as Position)).toBeGreaterThan(0);
+    expect(
+      comparePositions(positions[i] as Position, positions[i - 1] as Position),
+    ).toBeGreaterThan(0);
   }
 }
 
@@ -447,10 +495,18 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, message: string):
  * Runs the appender child, kills it with SIGKILL the moment it acknowledges
  * its `acks`-th append, and returns every event id it acknowledged.
  */
-async function appendUntilKilled(spec: EventStoreSpec, stream: string, acks: number): Promise<string[]> {
-  const child = spawn(process.execPath, ['--import', 'tsx', appenderChild, JSON.stringify(spec), stream, '10'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+async function appendUntilKilled(
+  spec: EventStoreSpec,
+  stream: string,
+  acks: number,
+): Promise<string[]> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', appenderChild, JSON.stringify(spec), stream, '10'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();

@@ -63,20 +63,26 @@ describe(openLmdbEventStore.name, () => {
     const events = makeEvents(2);
     await store.append('person-1', events);
     await store.deleteStream('person-1');
-    await expect(store.append('person-2', events)).resolves.toMatchObject({ nextExpectedRevision: 1 });
+    await expect(store.append('person-2', events)).resolves.toMatchObject({
+      nextExpectedRevision: 1,
+    });
   });
 
   it('refuses an event id that another stream already holds', async () => {
     const { store } = await openFresh();
     const events = makeEvents(1);
     await store.append('one', events);
-    await expect(store.append('two', events)).rejects.toMatchObject({ code: 'TANDEM_ERR_IDEMPOTENCY_CONFLICT' });
+    await expect(store.append('two', events)).rejects.toMatchObject({
+      code: 'TANDEM_ERR_IDEMPOTENCY_CONFLICT',
+    });
   });
 
   it('rejects use after close with a clear error', async () => {
     const { store } = await openFresh();
     await store.close();
-    await expect(store.append('x', makeEvents(1))).rejects.toMatchObject({ code: 'TANDEM_ERR_STORE_CLOSED' });
+    await expect(store.append('x', makeEvents(1))).rejects.toMatchObject({
+      code: 'TANDEM_ERR_STORE_CLOSED',
+    });
   });
 
   it('ends live subscriptions when the store closes', async () => {

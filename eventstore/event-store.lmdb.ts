@@ -2,12 +2,19 @@
  * The embedded event store: LMDB files under the data directory.
  *
  * Layout (one LMDB environment, five named databases):
- *   log      position → record [stream, revision, id, type, recordedAtMs, data, metadata]
- *   index    [stream, revision] → position
- *   ids      event id → position (idempotent retries, and one id per event)
- *   streams  stream → [last revision, deleted flag]
- *   meta     "head" → last position ever assigned (never reused, even when the
- *            newest events are deleted, so a subscriber's checkpoint stays valid)
+ *   log       position → record [stream, revision, id, type, recordedAtMs, data, metadata]
+ *   segments  [stream, first revision] → [first position, count, first event id]:
+ *             one entry per append, whose events have contiguous revisions and
+ *             positions, so a stream is read by expanding its segments
+ *   appends   first event id of an append → [stream, first revision]: finds a
+ *             retried append (KurrentDB's idempotency: the same ids again)
+ *   streams   stream → [last revision, deleted flag]
+ *   meta      "head" → last position ever assigned (never reused, even when the
+ *             newest events are deleted, so a subscriber's checkpoint stays valid)
+ *
+ * An append costs one log write per event plus four writes in all. A per-event
+ * id index would double the cost: random UUID keys dirty a B-tree page per
+ * event, and a commit writes each dirty page.
  *
  * Appends run as lmdb-js asynchronous transactions: every append queued in one
  * event turn shares one LMDB commit (group commit), and an append is
@@ -15,7 +22,7 @@
  * a child transaction, so a failure rolls back that append alone.
  * Subscribers wait on a promise resolved after each commit; they never poll.
  */
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { type Database, open, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import {
   type AppendOptions,
@@ -26,6 +33,7 @@ import {
   type EventFilter,
   type EventStore,
   EventTooLargeError,
+  type ExpectedState,
   IdempotencyConflictError,
   type JsonObject,
   matchesFilter,
@@ -48,11 +56,13 @@ export interface LmdbEventStoreOptions {
 }
 
 type StoredRecord = [string, number, string, string, number, JsonObject, JsonObject | null];
+type Segment = [firstPosition: number, count: number, firstId: string];
 type StreamState = [lastRevision: number, deleted: 0 | 1];
 
 const DEFAULT_MAX_APPEND_BYTES = 16 * 1024 * 1024;
 const PAGE_SIZE = 512;
 const HEAD_KEY = 'head';
+const LAST_KEY = Number.MAX_SAFE_INTEGER;
 
 /** Opens (creating if needed) the embedded event store at `options.path`. */
 export async function openLmdbEventStore(options: LmdbEventStoreOptions): Promise<EventStore> {
@@ -63,8 +73,8 @@ export async function openLmdbEventStore(options: LmdbEventStoreOptions): Promis
 class LmdbEventStore implements EventStore {
   readonly kind = 'lmdb';
   private readonly log: Database<Buffer, number>;
-  private readonly index: Database<number, [string, number]>;
-  private readonly ids: Database<number, string>;
+  private readonly segments: Database<Segment, [string, number]>;
+  private readonly appends: Database<[string, number], string>;
   private readonly streams: Database<StreamState, string>;
   private readonly meta: Database<number, string>;
   private readonly packr = new Packr({ useRecords: false });
@@ -76,25 +86,33 @@ class LmdbEventStore implements EventStore {
     private readonly maxAppendBytes: number,
   ) {
     this.log = root.openDB({ name: 'log', encoding: 'binary' });
-    this.index = root.openDB({ name: 'index', encoding: 'ordered-binary' });
-    this.ids = root.openDB({ name: 'ids', encoding: 'ordered-binary' });
+    this.segments = root.openDB({ name: 'segments' });
+    this.appends = root.openDB({ name: 'appends' });
     this.streams = root.openDB({ name: 'streams' });
     this.meta = root.openDB({ name: 'meta', encoding: 'ordered-binary' });
   }
 
-  async append(stream: string, events: readonly EventData[], options: AppendOptions = {}): Promise<AppendResult> {
+  async append(
+    stream: string,
+    events: readonly EventData[],
+    options: AppendOptions = {},
+  ): Promise<AppendResult> {
     this.assertOpen();
     const expected = options.expected ?? 'any';
     assertValidAppend(stream, events, expected);
+    const ids = events.map((event) => event.id.toLowerCase());
     const recordedAt = Date.now();
-    // Encode before the transaction: the write lock is held only for index work.
-    const bodies = events.map((event) =>
-      this.packr.pack([event.id.toLowerCase(), event.type, recordedAt, event.data, event.metadata ?? null]),
+    // Encode before the transaction, so the write lock is held for index work only.
+    const bodies = events.map((event, i) =>
+      this.packr.pack([ids[i], event.type, recordedAt, event.data, event.metadata ?? null]),
     );
     const bytes = bodies.reduce((sum, body) => sum + body.length, 0);
-    if (bytes > this.maxAppendBytes) throw new EventTooLargeError(stream, bytes, this.maxAppendBytes);
+    if (bytes > this.maxAppendBytes)
+      throw new EventTooLargeError(stream, bytes, this.maxAppendBytes);
 
-    const result = await this.root.childTransaction(() => this.appendInTransaction(stream, events, bodies, expected));
+    const result = await this.root.childTransaction(() =>
+      this.appendInTransaction(stream, ids, bodies, expected),
+    );
     await this.root.flushed;
     this.signalCommit();
     return result;
@@ -102,65 +120,56 @@ class LmdbEventStore implements EventStore {
 
   private appendInTransaction(
     stream: string,
-    events: readonly EventData[],
+    ids: readonly string[],
     bodies: readonly Buffer[],
-    expected: AppendOptions['expected'],
+    expected: ExpectedState,
   ): AppendResult {
     const state = this.streams.get(stream);
     if (state?.[1] === 1) throw new StreamDeletedError(stream);
     const current = state ? state[0] : -1;
-
-    const retried = this.findRetry(stream, events);
+    const retried = ids[0] === undefined ? undefined : this.findRetry(stream, ids);
     if (retried) return retried;
-
     if (
       (expected === 'no_stream' && current !== -1) ||
       (expected === 'exists' && current === -1) ||
       (typeof expected === 'number' && expected !== current)
     ) {
-      throw new WrongExpectedVersionError(stream, expected ?? 'any', current === -1 ? 'no_stream' : current);
+      throw new WrongExpectedVersionError(stream, expected, current === -1 ? 'no_stream' : current);
     }
     const head = this.meta.get(HEAD_KEY) ?? 0;
-    if (events.length === 0) {
-      return { nextExpectedRevision: current, position: toPosition(head) };
-    }
+    if (ids[0] === undefined) return { nextExpectedRevision: current, position: toPosition(head) };
+
+    const header = this.recordHeader(stream);
     bodies.forEach((body, i) => {
-      const position = head + 1 + i;
-      const revision = current + 1 + i;
-      this.log.put(position, this.packRecord(stream, revision, body));
-      this.index.put([stream, revision], position);
-      this.ids.put((events[i] as EventData).id.toLowerCase(), position);
+      this.log.put(head + 1 + i, withHeader(header, current + 1 + i, body));
     });
-    const last = current + events.length;
+    this.segments.put([stream, current + 1], [head + 1, ids.length, ids[0]]);
+    this.appends.put(ids[0], [stream, current + 1]);
+    const last = current + ids.length;
     this.streams.put(stream, [last, 0]);
-    this.meta.put(HEAD_KEY, head + events.length);
-    return { nextExpectedRevision: last, position: toPosition(head + events.length) };
+    this.meta.put(HEAD_KEY, head + ids.length);
+    return { nextExpectedRevision: last, position: toPosition(head + ids.length) };
   }
 
   /**
-   * A retry is an append whose event ids are all in this stream already, in the
-   * same order and contiguous: it succeeds again with the original result.
-   * Ids that exist only in part, or in another stream, are a conflict.
+   * A retry is an append whose event ids are those of an earlier append to
+   * the same stream, in the same order: it succeeds with the earlier result.
+   * A first id already used otherwise (another stream, other companions) is a
+   * conflict, never silently written twice.
    */
-  private findRetry(stream: string, events: readonly EventData[]): AppendResult | undefined {
-    const positions = events.map((event) => this.ids.get(event.id.toLowerCase()));
-    const known = positions.filter((position) => position !== undefined);
-    if (known.length === 0) return undefined;
-    const records = known.map((position) => this.readRecord(position));
+  private findRetry(stream: string, ids: readonly string[]): AppendResult | undefined {
+    const earlier = this.appends.get(ids[0] as string);
+    if (!earlier) return undefined;
+    const segment = earlier[0] === stream ? this.segments.get(earlier) : undefined;
     const isRetry =
-      known.length === events.length &&
-      records.every(
-        (record, i) =>
-          record[0] === stream && record[1] === (records[0] as StoredRecord)[1] + i && record[2] === events[i]?.id.toLowerCase(),
-      );
-    if (!isRetry) {
-      throw new IdempotencyConflictError(
-        stream,
-        events.filter((_, i) => positions[i] !== undefined).map((event) => event.id),
-      );
-    }
-    const lastRecord = records[records.length - 1] as StoredRecord;
-    return { nextExpectedRevision: lastRecord[1], position: toPosition(known[known.length - 1] as number) };
+      segment !== undefined &&
+      segment[1] === ids.length &&
+      ids.every((id, i) => this.readRecord(segment[0] + i)[2] === id);
+    if (!isRetry) throw new IdempotencyConflictError(stream, [ids[0] as string]);
+    return {
+      nextExpectedRevision: earlier[1] + segment[1] - 1,
+      position: toPosition(segment[0] + segment[1] - 1),
+    };
   }
 
   async deleteStream(stream: string): Promise<void> {
@@ -169,18 +178,24 @@ class LmdbEventStore implements EventStore {
     await this.root.childTransaction(() => {
       const state = this.streams.get(stream);
       if (state?.[1] === 1) return;
-      for (const { key, value: position } of this.index.getRange({ start: [stream, 0], end: [stream, Number.MAX_SAFE_INTEGER] })) {
-        const record = this.readRecord(position);
-        this.ids.remove(record[2]);
-        this.log.remove(position);
-        this.index.remove(key);
+      for (const { key, value } of this.segments.getRange({
+        start: [stream, 0],
+        end: [stream, LAST_KEY],
+      })) {
+        const [firstPosition, count, firstId] = value;
+        for (let i = 0; i < count; i++) this.log.remove(firstPosition + i);
+        this.appends.remove(firstId);
+        this.segments.remove(key);
       }
       this.streams.put(stream, [state ? state[0] : -1, 1]);
     });
     await this.root.flushed;
   }
 
-  async *readStream(stream: string, options: ReadStreamOptions = {}): AsyncGenerator<RecordedEvent> {
+  async *readStream(
+    stream: string,
+    options: ReadStreamOptions = {},
+  ): AsyncGenerator<RecordedEvent> {
     this.assertOpen();
     const state = this.streams.get(stream);
     if (!state) throw new StreamNotFoundError(stream);
@@ -189,29 +204,59 @@ class LmdbEventStore implements EventStore {
     const from = options.fromRevision ?? (backwards ? 'end' : 'start');
     let next = from === 'start' ? 0 : from === 'end' ? state[0] + (backwards ? 0 : 1) : from;
     let remaining = options.maxCount ?? Number.POSITIVE_INFINITY;
-    while (remaining > 0 && next >= 0) {
-      const page = [
-        ...this.index.getRange({
-          start: [stream, next],
-          end: backwards ? [stream, -1] : [stream, Number.MAX_SAFE_INTEGER],
-          reverse: backwards,
-          limit: Math.min(PAGE_SIZE, remaining),
-        }),
-      ];
+    while (remaining > 0 && next >= 0 && next <= state[0]) {
+      const page: RecordedEvent[] = [];
+      for (const { key, value } of this.segmentsFrom(stream, next, backwards)) {
+        const [firstPosition, count] = value;
+        const offsets = backwards
+          ? { from: next - key[1], step: -1 }
+          : { from: next - key[1], step: 1 };
+        for (
+          let i = offsets.from;
+          i >= 0 && i < count && page.length < Math.min(PAGE_SIZE, remaining);
+          i += offsets.step
+        ) {
+          page.push(this.readEvent(firstPosition + i));
+        }
+        next = (page[page.length - 1]?.revision ?? next) + (backwards ? -1 : 1);
+        if (page.length >= Math.min(PAGE_SIZE, remaining)) break;
+      }
       if (page.length === 0) return;
-      const events = page.map(({ value }) => this.readEvent(value));
-      remaining -= events.length;
-      next = (events[events.length - 1] as RecordedEvent).revision + (backwards ? -1 : 1);
-      yield* events;
+      remaining -= page.length;
+      yield* page;
       this.assertOpen();
     }
+  }
+
+  /** The segments holding `revision` and those after it (or before it, backwards). */
+  private segmentsFrom(stream: string, revision: number, backwards: boolean) {
+    // The segment holding `revision` starts at or before it: the nearest key at or below.
+    let start: [string, number] = [stream, revision];
+    for (const key of this.segments.getKeys({
+      start: [stream, revision],
+      end: [stream, -1],
+      reverse: true,
+      limit: 1,
+    })) {
+      start = key;
+    }
+    return this.segments.getRange(
+      backwards
+        ? { start: [stream, revision], end: [stream, -1], reverse: true }
+        : { start, end: [stream, LAST_KEY] },
+    );
   }
 
   async *readAll(options: ReadAllOptions = {}): AsyncGenerator<RecordedEvent> {
     this.assertOpen();
     const backwards = options.direction === 'backwards';
     const from = options.from ?? (backwards ? 'end' : 'start');
-    let next = from === 'start' ? 1 : from === 'end' ? this.head() + (backwards ? 0 : 1) : Number(from.commit);
+    let next =
+      from === 'start'
+        ? 1
+        : from === 'end'
+          ? this.head() + (backwards ? 0 : 1)
+          : Number(from.commit);
     let remaining = options.maxCount ?? Number.POSITIVE_INFINITY;
     while (remaining > 0) {
       const page = this.readPage(next, backwards, options.filter);
@@ -225,18 +270,20 @@ class LmdbEventStore implements EventStore {
 
   async *subscribeAll(options: SubscribeAllOptions = {}): AsyncGenerator<RecordedEvent> {
     this.assertOpen();
-    const { signal, filter } = options;
+    const { signal: abort, filter } = options;
     const from = options.from ?? 'start';
     let after = from === 'start' ? 0 : from === 'end' ? this.head() : Number(from.commit);
-    const aborted = new Promise<void>((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true }));
-    while (!this.closed && !signal?.aborted) {
+    const aborted = new Promise<void>((resolve) =>
+      abort?.addEventListener('abort', () => resolve(), { once: true }),
+    );
+    while (!this.closed && !abort?.aborted) {
       // Take the signal before reading, so an append landing between the
       // read and the wait still wakes us.
       const committed = this.commitSignal.promise;
       const page = this.readPage(after + 1, false, filter);
       if (page.last !== undefined) after = page.last;
       for (const event of page.events) {
-        if (signal?.aborted) return;
+        if (abort?.aborted) return;
         yield event;
       }
       if (page.last === undefined) await Promise.race([committed, aborted]);
@@ -275,7 +322,7 @@ class LmdbEventStore implements EventStore {
 
   private readRecord(position: number): StoredRecord {
     const value = this.log.get(position);
-    if (!value) throw new Error(`log is inconsistent: no event at position ${position}`);
+    if (!value) throw new Error(`event log is inconsistent: no event at position ${position}`);
     return this.packr.unpack(value) as StoredRecord;
   }
 
@@ -283,15 +330,13 @@ class LmdbEventStore implements EventStore {
     return toRecordedEvent(this.readRecord(position), position);
   }
 
-  private packRecord(stream: string, revision: number, body: Buffer): Buffer {
-    // The body is a packed array of five items; prefixing stream and revision
-    // turns it into the packed seven-item record without re-encoding the data.
-    const header = this.packr.pack([stream, revision]);
-    const record = Buffer.allocUnsafe(header.length + body.length - 1);
-    record[0] = 0x97; // fixarray of 7
-    header.copy(record, 1, 1);
-    body.copy(record, header.length, 1);
-    return record;
+  /** The msgpack bytes that start every record of `stream`: array marker and stream name. */
+  private recordHeader(stream: string): Buffer {
+    const name = this.packr.pack(stream);
+    const header = Buffer.allocUnsafe(1 + name.length);
+    header[0] = 0x97; // an array of the 7 record fields
+    name.copy(header, 1);
+    return header;
   }
 
   private head(): number {
@@ -307,6 +352,19 @@ class LmdbEventStore implements EventStore {
   private assertOpen(): void {
     if (this.closed) throw new StoreClosedError(this.kind);
   }
+}
+
+/**
+ * Builds a stored record from the stream header, the revision and the packed
+ * 5-field body, without re-encoding the event's data.
+ */
+function withHeader(header: Buffer, revision: number, body: Buffer): Buffer {
+  const record = Buffer.allocUnsafe(header.length + 5 + body.length - 1);
+  header.copy(record, 0);
+  record[header.length] = 0xce; // uint32
+  record.writeUInt32BE(revision, header.length + 1);
+  body.copy(record, header.length + 5, 1); // skip the body's own array marker
+  return record;
 }
 
 /** A promise with its resolver (Promise.withResolvers needs Node 22). */

@@ -13,7 +13,13 @@
  */
 import { ErrorCodes, TandemError } from '../schemas/errors.js';
 
-export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | JsonValue[]
+  | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
 
 /** Where an event sits in `$all`. Embedded stores use one counter for both parts. */
@@ -93,7 +99,11 @@ export interface SubscribeAllOptions {
 /** The write side of the log. */
 export interface EventAppender {
   /** Appends atomically: all events or none. Re-appending the same ids to the same stream is a no-op that returns the original result. */
-  append(stream: string, events: readonly EventData[], options?: AppendOptions): Promise<AppendResult>;
+  append(
+    stream: string,
+    events: readonly EventData[],
+    options?: AppendOptions,
+  ): Promise<AppendResult>;
   /** Removes the stream's events and leaves a tombstone. Deleting a deleted stream is a no-op. */
   deleteStream(stream: string): Promise<void>;
 }
@@ -139,7 +149,10 @@ const positionPattern = /^(\d{1,20})\/(\d{1,20})$/;
 export function parsePosition(text: string): Position {
   const match = positionPattern.exec(text);
   if (!match?.[1] || !match[2]) {
-    throw new TandemError(ErrorCodes.VALIDATION, `not a log position: "${text}" (expected COMMIT/PREPARE)`);
+    throw new TandemError(
+      ErrorCodes.VALIDATION,
+      `not a log position: "${text}" (expected COMMIT/PREPARE)`,
+    );
   }
   return { commit: BigInt(match[1]), prepare: BigInt(match[2]) };
 }
@@ -192,11 +205,15 @@ export class EventTooLargeError extends TandemError {
     readonly bytes: number,
     readonly limit: number,
   ) {
-    super(ErrorCodes.EVENT_TOO_LARGE, `stream "${stream}": append of ${bytes} bytes exceeds the limit of ${limit}`, {
-      stream,
-      bytes,
-      limit,
-    });
+    super(
+      ErrorCodes.EVENT_TOO_LARGE,
+      `stream "${stream}": append of ${bytes} bytes exceeds the limit of ${limit}`,
+      {
+        stream,
+        bytes,
+        limit,
+      },
+    );
   }
 }
 
@@ -208,7 +225,11 @@ export class StoreClosedError extends TandemError {
 
 function describeExpected(expected: ExpectedState): string {
   if (typeof expected === 'number') return `revision ${expected}`;
-  return expected === 'no_stream' ? 'no stream' : expected === 'exists' ? 'an existing stream' : 'any state';
+  return expected === 'no_stream'
+    ? 'no stream'
+    : expected === 'exists'
+      ? 'an existing stream'
+      : 'any state';
 }
 
 // ---------------------------------------------------------------------------
@@ -220,23 +241,38 @@ const eventTypePattern = /^[A-Za-z][A-Za-z0-9_.-]{0,127}$/;
 const maxStreamNameLength = 256;
 
 /** Rejects what no adapter may store: bad stream names, ids, types, revisions. */
-export function assertValidAppend(stream: string, events: readonly EventData[], expected: ExpectedState): void {
+export function assertValidAppend(
+  stream: string,
+  events: readonly EventData[],
+  expected: ExpectedState,
+): void {
   assertValidStreamName(stream);
   if (typeof expected === 'number' && !(Number.isSafeInteger(expected) && expected >= 0)) {
-    throw new TandemError(ErrorCodes.VALIDATION, `expected revision must be a non-negative integer, got ${expected}`);
+    throw new TandemError(
+      ErrorCodes.VALIDATION,
+      `expected revision must be a non-negative integer, got ${expected}`,
+    );
   }
   const seen = new Set<string>();
   events.forEach((event, index) => {
     if (!uuidPattern.test(event.id)) {
-      throw new TandemError(ErrorCodes.VALIDATION, `events[${index}].id: not a UUID: "${event.id}"`, {
-        path: ['events', index, 'id'],
-      });
+      throw new TandemError(
+        ErrorCodes.VALIDATION,
+        `events[${index}].id: not a UUID: "${event.id}"`,
+        {
+          path: ['events', index, 'id'],
+        },
+      );
     }
     const id = event.id.toLowerCase();
     if (seen.has(id)) {
-      throw new TandemError(ErrorCodes.VALIDATION, `events[${index}].id: "${event.id}" appears twice in one append`, {
-        path: ['events', index, 'id'],
-      });
+      throw new TandemError(
+        ErrorCodes.VALIDATION,
+        `events[${index}].id: "${event.id}" appears twice in one append`,
+        {
+          path: ['events', index, 'id'],
+        },
+      );
     }
     seen.add(id);
     if (!eventTypePattern.test(event.type)) {
@@ -251,7 +287,12 @@ export function assertValidAppend(stream: string, events: readonly EventData[], 
 
 /** Stream names are non-empty, at most 256 characters, and never start with `$` (reserved). */
 export function assertValidStreamName(stream: string): void {
-  if (typeof stream !== 'string' || stream.length === 0 || stream.length > maxStreamNameLength || stream.startsWith('$')) {
+  if (
+    typeof stream !== 'string' ||
+    stream.length === 0 ||
+    stream.length > maxStreamNameLength ||
+    stream.startsWith('$')
+  ) {
     throw new TandemError(
       ErrorCodes.VALIDATION,
       `stream name must be 1..${maxStreamNameLength} characters and not start with "$": "${String(stream).slice(0, 40)}"`,
@@ -261,8 +302,13 @@ export function assertValidStreamName(stream: string): void {
 }
 
 /** True when the event passes the filter. Adapters use it where the backend cannot filter. */
-export function matchesFilter(filter: EventFilter | undefined, stream: string, type: string): boolean {
+export function matchesFilter(
+  filter: EventFilter | undefined,
+  stream: string,
+  type: string,
+): boolean {
   if (!filter) return true;
-  if ('eventTypePrefixes' in filter) return filter.eventTypePrefixes.some((prefix) => type.startsWith(prefix));
+  if ('eventTypePrefixes' in filter)
+    return filter.eventTypePrefixes.some((prefix) => type.startsWith(prefix));
   return filter.streamPrefixes.some((prefix) => stream.startsWith(prefix));
 }

@@ -4,7 +4,7 @@
  * prints one `ack` line per acknowledged append with the ids it made durable.
  */
 import { randomUUID } from 'node:crypto';
-import { openEventStore, type EventStoreSpec } from '../open-event-store.js';
+import { type EventStoreSpec, openEventStore } from '../open-event-store.js';
 
 const [specJson, stream, batchSizeText = '10'] = process.argv.slice(2);
 if (!specJson || !stream) {
@@ -19,6 +19,10 @@ for (let batch = 0; ; batch++) {
     type: 'durability.probe',
     data: { batch, index: i },
   }));
-  const result = await store.append(stream, events, { expected: batch === 0 ? 'no_stream' : batch * batchSize - 1 });
-  process.stdout.write(`ack ${result.nextExpectedRevision} ${events.map((event) => event.id).join(',')}\n`);
+  const result = await store.append(stream, events, {
+    expected: batch === 0 ? 'no_stream' : batch * batchSize - 1,
+  });
+  process.stdout.write(
+    `ack ${result.nextExpectedRevision} ${events.map((event) => event.id).join(',')}\n`,
+  );
 }
