@@ -1,7 +1,9 @@
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collect, describeEventStoreContract, makeEvents } from './event-store.contract.js';
 import type { EventStore } from './event-store.js';
@@ -75,6 +77,36 @@ describe(openLmdbEventStore.name, () => {
     await expect(store.append('two', events)).rejects.toMatchObject({
       code: 'TANDEM_ERR_IDEMPOTENCY_CONFLICT',
     });
+  });
+
+  it('wakes a subscriber when another process appends to the same files', async () => {
+    const { store, path } = await openFresh();
+    await store.append('warm-up', makeEvents(1));
+    const controller = new AbortController();
+    const received: string[] = [];
+    const consumer = (async () => {
+      for await (const event of store.subscribeAll({ from: 'end', signal: controller.signal })) {
+        received.push(event.stream);
+        if (received.length === 10) controller.abort();
+      }
+    })();
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        fileURLToPath(new URL('./testing/appender.child.ts', import.meta.url)),
+        JSON.stringify({ kind: 'lmdb', path }),
+        'from-child',
+      ],
+      { stdio: 'ignore' },
+    );
+    try {
+      await consumer;
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(received).toEqual(Array(10).fill('from-child'));
   });
 
   it('rejects use after close with a clear error', async () => {

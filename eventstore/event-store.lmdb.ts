@@ -21,7 +21,11 @@
  * acknowledged only after that commit is flushed to disk. Each append runs in
  * a child transaction, so a failure rolls back that append alone.
  * Subscribers wait on a promise resolved after each commit; they never poll.
+ * Commits by other processes on the same files wake them through a file
+ * watch on the data file.
  */
+import { type FSWatcher, watch } from 'node:fs';
+import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import {
@@ -67,7 +71,11 @@ const LAST_KEY = Number.MAX_SAFE_INTEGER;
 /** Opens (creating if needed) the embedded event store at `options.path`. */
 export async function openLmdbEventStore(options: LmdbEventStoreOptions): Promise<EventStore> {
   const root = open({ path: options.path, maxDbs: 8, compression: false });
-  return new LmdbEventStore(root, options.maxAppendBytes ?? DEFAULT_MAX_APPEND_BYTES);
+  return new LmdbEventStore(
+    root,
+    join(options.path, 'data.mdb'),
+    options.maxAppendBytes ?? DEFAULT_MAX_APPEND_BYTES,
+  );
 }
 
 class LmdbEventStore implements EventStore {
@@ -79,10 +87,13 @@ class LmdbEventStore implements EventStore {
   private readonly meta: Database<number, string>;
   private readonly packr = new Packr({ useRecords: false });
   private commitSignal = signal();
+  private otherProcesses: FSWatcher | undefined;
+  private liveSubscriptions = 0;
   private closed = false;
 
   constructor(
     private readonly root: RootDatabase,
+    private readonly dataFile: string,
     private readonly maxAppendBytes: number,
   ) {
     this.log = root.openDB({ name: 'log', encoding: 'binary' });
@@ -276,18 +287,55 @@ class LmdbEventStore implements EventStore {
     const aborted = new Promise<void>((resolve) =>
       abort?.addEventListener('abort', () => resolve(), { once: true }),
     );
-    while (!this.closed && !abort?.aborted) {
-      // Take the signal before reading, so an append landing between the
-      // read and the wait still wakes us.
-      const committed = this.commitSignal.promise;
-      const page = this.readPage(after + 1, false, filter);
-      if (page.last !== undefined) after = page.last;
-      for (const event of page.events) {
-        if (abort?.aborted) return;
-        yield event;
+    this.subscriptionStarted();
+    try {
+      while (!this.closed && !abort?.aborted) {
+        // Take the signal before reading, so an append landing between the
+        // read and the wait still wakes us.
+        const committed = this.commitSignal.promise;
+        const page = this.readPage(after + 1, false, filter);
+        if (page.last !== undefined) after = page.last;
+        for (const event of page.events) {
+          if (abort?.aborted) return;
+          yield event;
+        }
+        if (page.last === undefined) {
+          await Promise.race([committed, aborted]);
+          this.root.resetReadTxn();
+        }
       }
-      if (page.last === undefined) await Promise.race([committed, aborted]);
+    } finally {
+      this.subscriptionEnded();
     }
+  }
+
+  /**
+   * A live subscription keeps the process alive, as a KurrentDB subscription's
+   * open connection does, and watches the data file so that commits by other
+   * processes on the same files (`tandem import` beside a running server)
+   * wake it too.
+   */
+  private subscriptionStarted(): void {
+    this.liveSubscriptions++;
+    if (!this.otherProcesses) {
+      try {
+        this.otherProcesses = watch(this.dataFile, () => this.signalCommit());
+        this.otherProcesses.on('error', () => this.stopWatching());
+      } catch {
+        // No file watching here (some network file systems): in-process appends still wake subscribers.
+      }
+    }
+    this.otherProcesses?.ref();
+  }
+
+  private subscriptionEnded(): void {
+    this.liveSubscriptions--;
+    if (this.liveSubscriptions === 0) this.otherProcesses?.unref();
+  }
+
+  private stopWatching(): void {
+    this.otherProcesses?.close();
+    this.otherProcesses = undefined;
   }
 
   async headPosition(): Promise<Position | undefined> {
@@ -299,6 +347,7 @@ class LmdbEventStore implements EventStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.stopWatching();
     this.signalCommit();
     await this.root.close();
   }

@@ -1,0 +1,12 @@
+import { runEventStoreBench } from './eventstore.bench.js';
+
+/** Every benchmark, by the name `npm run bench -- NAME` takes. Each returns its printed report. */
+export const BENCHMARKS: Readonly<
+  Record<string, { readonly summary: string; run(): Promise<string> }>
+> = {
+  eventstore: {
+    summary:
+      'append (batches of 1, 100, 1000) and readAll rates of the LMDB event store vs bare LMDB',
+    run: runEventStoreBench,
+  },
+};
