@@ -1,0 +1,141 @@
+/**
+ * The `tandem` command as a user runs it: a real process, real files in a
+ * temp data directory, signals to stop it.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+const cli = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+const run = promisify(execFile);
+
+describe('tandem CLI', () => {
+  let dataDir: string;
+  let env: NodeJS.ProcessEnv;
+  const children: ChildProcess[] = [];
+
+  beforeEach(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'tandem-e2e-'));
+    env = { ...process.env, TANDEM_DATA_DIR: dataDir, TANDEM_LOG_FORMAT: 'json' };
+  });
+  afterEach(async () => {
+    for (const child of children.splice(0)) child.kill('SIGKILL');
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  const tandem = (...args: string[]) =>
+    run(process.execPath, ['--import', 'tsx', cli, ...args], { env });
+
+  /** Starts `tandem start` and resolves once it logs that it runs, with its parsed log lines. */
+  async function startPlatform() {
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, 'start'], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    children.push(child);
+    const lines: Record<string, unknown>[] = [];
+    const reader = createInterface({ input: child.stderr });
+    const running = new Promise<void>((resolve, reject) => {
+      reader.on('line', (line) => {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        lines.push(entry);
+        if (String(entry.msg).startsWith('Tandem is running')) resolve();
+      });
+      child.on('exit', (code) =>
+        reject(new Error(`tandem start exited with ${code}: ${JSON.stringify(lines)}`)),
+      );
+    });
+    await running;
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => resolve(code)),
+    );
+    return { child, lines, exited };
+  }
+
+  it('prints its version and help', async () => {
+    const manifest = JSON.parse(
+      await readFile(new URL('../package.json', import.meta.url), 'utf8'),
+    ) as { version: string };
+    expect((await tandem('--version')).stdout.trim()).toBe(manifest.version);
+    const help = (await tandem('--help')).stdout;
+    for (const command of ['start', 'log', 'bench']) expect(help).toContain(command);
+  });
+
+  it('start runs on the embedded store, logs appends by other processes, and stops cleanly on SIGTERM', async () => {
+    const first = await startPlatform();
+    expect(first.lines.at(-1)).toMatchObject({ eventStore: 'lmdb', dataDir });
+
+    // A second platform process on the same files: the first one sees its start in the log.
+    const second = await startPlatform();
+    await expect
+      .poll(() =>
+        first.lines.some((line) => line.msg === 'event appended' && line.type === 'system.started'),
+      )
+      .toBe(true);
+
+    second.child.kill('SIGTERM');
+    first.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+    expect(await first.exited).toBe(0);
+
+    const { stdout } = await tandem('log', 'read', '--stream', 'tandem-system');
+    const types = stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { type: string }).type);
+    expect(types.sort()).toEqual([
+      'system.started',
+      'system.started',
+      'system.stopped',
+      'system.stopped',
+    ]);
+  });
+
+  it('log read prints the whole log as NDJSON with checkpoint positions, newest first when asked', async () => {
+    const platform = await startPlatform();
+    platform.child.kill('SIGTERM');
+    await platform.exited;
+    const { stdout } = await tandem('log', 'read', '--backwards', '--limit', '1');
+    const [newest] = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(newest).toMatchObject({
+      stream: 'tandem-system',
+      type: 'system.stopped',
+      position: '2/2',
+      revision: 1,
+    });
+  });
+
+  it('stops at start-up on a bad setting, naming the variable (exit code 78)', async () => {
+    env.TANDEM_LOG_LEVEL = 'chatty';
+    const failure = await tandem('start').then(
+      () => undefined,
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(failure?.code).toBe(78);
+    expect(failure?.stderr).toMatch(/TANDEM_LOG_LEVEL: .*\(got "chatty"\)/);
+  });
+
+  it('refuses a malformed checkpoint with a clear message', async () => {
+    const failure = await tandem('log', 'read', '--from', 'yesterday').then(
+      () => undefined,
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(failure?.code).toBe(1);
+    expect(failure?.stderr).toContain('not a log position: "yesterday"');
+  });
+
+  it('lists the benchmarks and refuses an unknown one', async () => {
+    expect((await tandem('bench')).stdout).toMatch(/eventstore\s+append/);
+    await expect(tandem('bench', 'nosuch')).rejects.toMatchObject({
+      stderr: expect.stringContaining('unknown benchmark: nosuch'),
+    });
+  });
+});

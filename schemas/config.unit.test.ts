@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from './config.js';
+import { ErrorCodes, TandemError } from './errors.js';
+
+describe(loadConfig.name, () => {
+  it('defaults to the embedded stores under ./tandem-data', () => {
+    const config = loadConfig({}, '/srv/app');
+    expect(config.dataDir).toBe('/srv/app/tandem-data');
+    expect(config.eventStore).toEqual({ kind: 'lmdb', path: '/srv/app/tandem-data/eventstore' });
+    expect(config.clickhouseUrl).toBeUndefined();
+    expect(config.log).toEqual({ level: 'info', format: undefined });
+  });
+
+  it('switches to the servers when their URLs are set', () => {
+    const config = loadConfig(
+      {
+        TANDEM_EVENTSTORE_URL: 'kurrentdb+discover://node1:2113,node2:2113?tls=true',
+        TANDEM_CLICKHOUSE_URL: 'https://clickhouse.internal:8443',
+        TANDEM_DATA_DIR: '/var/lib/tandem',
+      },
+      '/srv/app',
+    );
+    expect(config.eventStore).toEqual({
+      kind: 'kurrentdb',
+      connectionString: 'kurrentdb+discover://node1:2113,node2:2113?tls=true',
+    });
+    expect(config.clickhouseUrl).toBe('https://clickhouse.internal:8443');
+    expect(config.dataDir).toBe('/var/lib/tandem');
+  });
+
+  it('treats empty variables as unset', () => {
+    expect(
+      loadConfig({ TANDEM_EVENTSTORE_URL: '  ', TANDEM_LOG_LEVEL: '' }, '/x').eventStore.kind,
+    ).toBe('lmdb');
+  });
+
+  it('names every bad variable, what is wrong with it, and what it got', () => {
+    const error = (() => {
+      try {
+        loadConfig({
+          TANDEM_LOG_LEVEL: 'loud',
+          TANDEM_EVENTSTORE_URL: 'http://kurrent:2113',
+          TANDEM_LOG_FORMAT: 'xml',
+        });
+      } catch (caught) {
+        return caught;
+      }
+    })();
+    expect(error).toBeInstanceOf(TandemError);
+    expect(error).toMatchObject({ code: ErrorCodes.CONFIG_INVALID });
+    const message = (error as Error).message;
+    expect(message).toMatch(/TANDEM_LOG_LEVEL: .*"info".*\(got "loud"\)/);
+    expect(message).toMatch(/TANDEM_EVENTSTORE_URL: must be a KurrentDB connection string/);
+    expect(message).toMatch(/TANDEM_LOG_FORMAT: .*\(got "xml"\)/);
+  });
+});
