@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../schemas/errors.js';
 import {
@@ -123,6 +124,41 @@ export function describeEventStoreContract(
         await store.append(stream, events);
         const read = await collect(store.readStream(stream));
         expect(read.map((event) => event.id)).toEqual(events.map((event) => event.id));
+      });
+
+      it('reads any window of a stream built by many appends like an array would', async () => {
+        // Appends of varied sizes give a stream of many segments; each read
+        // must equal the same window of a plain array of the appended ids.
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 8 }),
+            fc.boolean(),
+            fc.nat(),
+            fc.integer({ min: 1, max: 20 }),
+            async (sizes, backwards, fromSeed, maxCount) => {
+              const stream = streamName('window');
+              const ids: string[] = [];
+              for (const size of sizes) {
+                const events = makeEvents(size);
+                await store.append(stream, events);
+                ids.push(...events.map((event) => event.id));
+              }
+              const fromRevision = fromSeed % ids.length;
+              const read = await collect(
+                store.readStream(stream, {
+                  direction: backwards ? 'backwards' : 'forwards',
+                  fromRevision,
+                  maxCount,
+                }),
+              );
+              const expected = backwards
+                ? ids.slice(Math.max(0, fromRevision - maxCount + 1), fromRevision + 1).reverse()
+                : ids.slice(fromRevision, fromRevision + maxCount);
+              expect(read.map((event) => event.id)).toEqual(expected);
+            },
+          ),
+          { numRuns: 25 },
+        );
       });
 
       it('fails to read a stream that was never written', async () => {

@@ -216,27 +216,38 @@ class LmdbEventStore implements EventStore {
     let next = from === 'start' ? 0 : from === 'end' ? state[0] + (backwards ? 0 : 1) : from;
     let remaining = options.maxCount ?? Number.POSITIVE_INFINITY;
     while (remaining > 0 && next >= 0 && next <= state[0]) {
-      const page: RecordedEvent[] = [];
-      for (const { key, value } of this.segmentsFrom(stream, next, backwards)) {
-        const [firstPosition, count] = value;
-        const offsets = backwards
-          ? { from: next - key[1], step: -1 }
-          : { from: next - key[1], step: 1 };
-        for (
-          let i = offsets.from;
-          i >= 0 && i < count && page.length < Math.min(PAGE_SIZE, remaining);
-          i += offsets.step
-        ) {
-          page.push(this.readEvent(firstPosition + i));
-        }
-        next = (page[page.length - 1]?.revision ?? next) + (backwards ? -1 : 1);
-        if (page.length >= Math.min(PAGE_SIZE, remaining)) break;
-      }
+      const page = this.readStreamPage(stream, next, backwards, Math.min(PAGE_SIZE, remaining));
       if (page.length === 0) return;
       remaining -= page.length;
+      next = (page[page.length - 1] as RecordedEvent).revision + (backwards ? -1 : 1);
       yield* page;
       this.assertOpen();
     }
+  }
+
+  /** Up to `limit` events of `stream` from revision `from` (inclusive), walking its segments. */
+  private readStreamPage(
+    stream: string,
+    from: number,
+    backwards: boolean,
+    limit: number,
+  ): RecordedEvent[] {
+    const page: RecordedEvent[] = [];
+    const step = backwards ? -1 : 1;
+    let revision = from;
+    for (const { key, value } of this.segmentsFrom(stream, from, backwards)) {
+      const [firstPosition, count] = value;
+      const first = key[1];
+      for (
+        ;
+        revision >= first && revision < first + count && page.length < limit;
+        revision += step
+      ) {
+        page.push(this.readEvent(firstPosition + revision - first));
+      }
+      if (page.length === limit) break;
+    }
+    return page;
   }
 
   /** The segments holding `revision` and those after it (or before it, backwards). */

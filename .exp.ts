@@ -1,0 +1,10 @@
+import { mkdtempSync } from 'node:fs';
+import { openLmdbEventStore } from './eventstore/event-store.lmdb.js';
+import { clickstreamEvents } from './bench/eventstore.bench.js';
+const events = clickstreamEvents(30_000);
+const store = await openLmdbEventStore({ path: mkdtempSync('/tmp/exp-') });
+const t = performance.now();
+let next = 0;
+await Promise.all(Array.from({ length: 64 }, async () => { while (next < events.length) { const i = next++; await store.append(`anon-${i % 500}`, [events[i]!]); } }));
+console.log('events/s', Math.round(events.length / ((performance.now() - t) / 1000)));
+await store.close();
