@@ -33,19 +33,24 @@ export const EnvSchema = z.object({
 });
 export type Env = z.infer<typeof EnvSchema>;
 
-export type EventStoreConfig =
-  | { readonly kind: 'lmdb'; readonly path: string }
-  | { readonly kind: 'kurrentdb'; readonly connectionString: string };
-
-export interface Config {
-  readonly dataDir: string;
-  readonly eventStore: EventStoreConfig;
-  readonly clickhouseUrl: string | undefined;
-  readonly log: {
-    readonly level: Env['TANDEM_LOG_LEVEL'];
-    readonly format: 'json' | 'pretty' | undefined;
-  };
+/**
+ * The settings as the program uses them, derived from the variables; relative
+ * paths resolve against `cwd`.
+ */
+export function configSchema(cwd: string) {
+  return EnvSchema.transform((env) => {
+    const dataDir = resolve(cwd, env.TANDEM_DATA_DIR);
+    return {
+      dataDir,
+      eventStore: env.TANDEM_EVENTSTORE_URL
+        ? { kind: 'kurrentdb' as const, connectionString: env.TANDEM_EVENTSTORE_URL }
+        : { kind: 'lmdb' as const, path: resolve(dataDir, 'eventstore') },
+      clickhouseUrl: env.TANDEM_CLICKHOUSE_URL,
+      log: { level: env.TANDEM_LOG_LEVEL, format: env.TANDEM_LOG_FORMAT },
+    };
+  });
 }
+export type Config = z.output<ReturnType<typeof configSchema>>;
 
 /**
  * Reads the configuration from environment variables. Empty values count as
@@ -57,29 +62,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       .map((name) => [name, env[name]?.trim()])
       .filter(([, value]) => value !== undefined && value !== ''),
   );
-  const parsed = EnvSchema.safeParse(relevant);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const variable = String(issue.path[0]);
-      return {
-        variable,
-        message: `${issue.message} (got "${String(relevant[variable]).slice(0, 80)}")`,
-      };
-    });
-    throw new TandemError(
-      ErrorCodes.CONFIG_INVALID,
-      `invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n')}`,
-      { problems },
-    );
-  }
-  const settings = parsed.data;
-  const dataDir = resolve(cwd, settings.TANDEM_DATA_DIR);
-  return {
-    dataDir,
-    eventStore: settings.TANDEM_EVENTSTORE_URL
-      ? { kind: 'kurrentdb', connectionString: settings.TANDEM_EVENTSTORE_URL }
-      : { kind: 'lmdb', path: resolve(dataDir, 'eventstore') },
-    clickhouseUrl: settings.TANDEM_CLICKHOUSE_URL,
-    log: { level: settings.TANDEM_LOG_LEVEL, format: settings.TANDEM_LOG_FORMAT },
-  };
+  const parsed = configSchema(cwd).safeParse(relevant);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const variable = String(issue.path[0]);
+    return {
+      variable,
+      message: `${issue.message} (got "${String(relevant[variable]).slice(0, 80)}")`,
+    };
+  });
+  throw new TandemError(
+    ErrorCodes.CONFIG_INVALID,
+    `invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n')}`,
+    { problems },
+  );
 }
