@@ -12,7 +12,7 @@ import { open } from 'lmdb';
 import { Packr } from 'msgpackr';
 import type { EventData, EventStore } from '../eventstore/event-store.js';
 import { openLmdbEventStore } from '../eventstore/event-store.lmdb.js';
-import { type BenchRow, formatBenchReport, median } from './report.js';
+import { type BenchOptions, type BenchRow, formatBenchReport, median } from './report.js';
 
 interface AppendCase {
   readonly batch: number;
@@ -29,13 +29,14 @@ const APPEND_CASES: readonly AppendCase[] = [
 ];
 const ROUNDS = 3;
 
-/** Runs the benchmark and returns the printed report. */
-export async function runEventStoreBench(): Promise<string> {
+/** Runs the benchmark and returns the printed report; `scale` shrinks the event counts for a quick run. */
+export async function runEventStoreBench({ scale = 1 }: BenchOptions = {}): Promise<string> {
   const rows: BenchRow[] = [];
+  const scaled = (count: number) => Math.max(10, Math.round(count * scale));
   const sample = clickstreamEvents(1)[0] as EventData;
   const eventBytes = Buffer.byteLength(JSON.stringify(sample));
   for (const testCase of APPEND_CASES) {
-    const events = clickstreamEvents(testCase.events);
+    const events = clickstreamEvents(scaled(testCase.events));
     const ours: number[] = [];
     const raw: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
@@ -49,7 +50,7 @@ export async function runEventStoreBench(): Promise<string> {
       raw: median(raw),
     });
   }
-  const readEvents = clickstreamEvents(200_000);
+  const readEvents = clickstreamEvents(scaled(200_000));
   const reads = { ours: [] as number[], raw: [] as number[] };
   for (let round = 0; round < ROUNDS; round++) {
     reads.raw.push(await inTempDir((dir) => rawReadRate(dir, readEvents)));

@@ -1,8 +1,9 @@
 import { runEventStoreBench } from './eventstore.bench.js';
+import type { BenchOptions } from './report.js';
 
 /** Every benchmark, by the name `npm run bench -- NAME` takes. Each returns its printed report. */
 export const BENCHMARKS: Readonly<
-  Record<string, { readonly summary: string; run(): Promise<string> }>
+  Record<string, { readonly summary: string; run(options?: BenchOptions): Promise<string> }>
 > = {
   eventstore: {
     summary:

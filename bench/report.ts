@@ -1,5 +1,10 @@
 import { loadavg } from 'node:os';
 
+export interface BenchOptions {
+  /** Multiplies the amount of work, e.g. 0.01 for a quick smoke run; 1 for the real measurement. */
+  readonly scale?: number;
+}
+
 /** One line of a benchmark table: our figure against the raw limit measured in the same run. */
 export interface BenchRow {
   readonly name: string;

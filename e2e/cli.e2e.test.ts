@@ -132,8 +132,26 @@ describe('tandem CLI', () => {
     expect(failure?.stderr).toContain('not a log position: "yesterday"');
   });
 
+  it('runs a benchmark at a small scale and prints its table with ratios', async () => {
+    const { stdout } = await tandem('bench', 'eventstore', '--scale', '0.01');
+    for (const row of [
+      'append, batch 1 ',
+      'append, batch 100 ',
+      'append, batch 1000 ',
+      'readAll, whole log',
+    ]) {
+      expect(stdout).toMatch(new RegExp(`${row}.*events/s.*events/s\\s+\\d+\\.\\d\\d`));
+    }
+    expect(stdout).toMatch(
+      /target append, batch 1000 .*: ratio >= 0.6 and >= 150,000 events\/s — (met|NOT met)/,
+    );
+  });
+
   it('lists the benchmarks and refuses an unknown one', async () => {
     expect((await tandem('bench')).stdout).toMatch(/eventstore\s+append/);
+    await expect(tandem('bench', 'eventstore', '--scale', 'lots')).rejects.toMatchObject({
+      stderr: expect.stringContaining('--scale must be a number'),
+    });
     await expect(tandem('bench', 'nosuch')).rejects.toMatchObject({
       stderr: expect.stringContaining('unknown benchmark: nosuch'),
     });

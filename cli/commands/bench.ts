@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { BENCHMARKS } from '../../bench/index.js';
 
 /** `tandem bench [NAME...]`: runs benchmarks and prints their tables. */
@@ -9,7 +9,13 @@ export function registerBenchCommand(program: Command): void {
       'run benchmarks; each prints our figures beside a raw baseline measured in the same run',
     )
     .argument('[names...]', `benchmarks to run: ${Object.keys(BENCHMARKS).join(', ')}`)
-    .action(async (names: string[]) => {
+    .option(
+      '--scale <factor>',
+      'multiply the amount of work (e.g. 0.01 for a quick smoke run)',
+      parseScale,
+      1,
+    )
+    .action(async (names: string[], options: { scale: number }) => {
       if (names.length === 0) {
         const list = Object.entries(BENCHMARKS).map(
           ([name, bench]) => `  ${name.padEnd(12)} ${bench.summary}`,
@@ -25,8 +31,15 @@ export function registerBenchCommand(program: Command): void {
       }
       for (const name of names) {
         process.stdout.write(
-          `${await (BENCHMARKS[name] as (typeof BENCHMARKS)[string]).run()}\n\n`,
+          `${await (BENCHMARKS[name] as (typeof BENCHMARKS)[string]).run({ scale: options.scale })}\n\n`,
         );
       }
     });
+}
+
+function parseScale(text: string): number {
+  const value = Number(text);
+  if (!(value > 0 && value <= 10))
+    throw new InvalidArgumentError(`--scale must be a number in (0, 10], got "${text}"`);
+  return value;
 }

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { formatPosition, parsePosition, type RecordedEvent } from '../../eventstore/event-store.js';
 import { openRuntime } from '../runtime.js';
 
@@ -62,8 +62,9 @@ function limit(maxCount: number | undefined) {
 
 function parseCount(text: string): number {
   const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1)
-    throw new Error(`--limit must be a positive integer, got "${text}"`);
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidArgumentError(`--limit must be a positive integer, got "${text}"`);
+  }
   return value;
 }
 
