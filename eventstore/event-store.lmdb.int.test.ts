@@ -3,11 +3,14 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collect, describeEventStoreContract, makeEvents } from './event-store.contract.js';
 import type { EventStore } from './event-store.js';
 import { openLmdbEventStore } from './event-store.lmdb.js';
+
+const appenderChild = fileURLToPath(new URL('./testing/appender.child.ts', import.meta.url));
 
 async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'tandem-lmdb-'));
@@ -92,13 +95,7 @@ describe(openLmdbEventStore.name, () => {
     })();
     const child = spawn(
       process.execPath,
-      [
-        '--import',
-        'tsx',
-        fileURLToPath(new URL('./testing/appender.child.ts', import.meta.url)),
-        JSON.stringify({ kind: 'lmdb', path }),
-        'from-child',
-      ],
+      ['--import', 'tsx', appenderChild, JSON.stringify({ kind: 'lmdb', path }), 'from-child'],
       { stdio: 'ignore' },
     );
     try {
@@ -108,6 +105,34 @@ describe(openLmdbEventStore.name, () => {
     }
     expect(received).toEqual(Array(10).fill('from-child'));
   });
+
+  it('serialises appends of several processes to one stream: no lost, doubled or reordered events', async () => {
+    const { store, path } = await openFresh();
+    const spec = JSON.stringify({ kind: 'lmdb', path });
+    const children = [1, 2, 3].map(() =>
+      spawn(
+        process.execPath,
+        ['--import', 'tsx', appenderChild, spec, 'contended', '5', 'contend:30'],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      ),
+    );
+    const acked = await Promise.all(
+      children.map(async (child) => {
+        const ids: string[] = [];
+        for await (const line of createInterface({ input: child.stdout }))
+          ids.push(...(line.split(' ')[2] ?? '').split(','));
+        return ids;
+      }),
+    );
+    const stored = await collect(store.readStream('contended'));
+    expect(stored).toHaveLength(3 * 30 * 5);
+    expect(stored.map((event) => event.revision)).toEqual(stored.map((_, i) => i));
+    expect(new Set(stored.map((event) => event.id))).toEqual(new Set(acked.flat()));
+    const positions = stored.map((event) => event.position.commit);
+    expect(positions).toEqual([...positions].sort((a, b) => (a < b ? -1 : 1)));
+  }, 60_000);
 
   it('rejects use after close with a clear error', async () => {
     const { store } = await openFresh();
