@@ -34,6 +34,11 @@ export async function runEventStoreBench({ scale = 1 }: BenchOptions = {}): Prom
   const rows: BenchRow[] = [];
   const scaled = (count: number) => Math.max(10, Math.round(count * scale));
   const sample = clickstreamEvents(1)[0] as EventData;
+  // Warm up both paths (JIT, page cache) so the first measured round is not the cold one.
+  const warmUp = clickstreamEvents(scaled(20_000));
+  const warmUpCase = { batch: 100, inFlight: 4, events: warmUp.length };
+  await inTempDir((dir) => rawAppendRate(dir, warmUp, warmUpCase));
+  await inTempDir((dir) => ourAppendRate(dir, warmUp, warmUpCase));
   const eventBytes = Buffer.byteLength(JSON.stringify(sample));
   for (const testCase of APPEND_CASES) {
     const events = clickstreamEvents(scaled(testCase.events));

@@ -4,13 +4,11 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { collect, describeEventStoreContract, makeEvents } from './event-store.contract.js';
+import { describeEventStoreContract } from './event-store.contract.js';
 import type { EventStore } from './event-store.js';
 import { openLmdbEventStore } from './event-store.lmdb.js';
-
-const appenderChild = fileURLToPath(new URL('./testing/appender.child.ts', import.meta.url));
+import { appenderChild, collect, makeEvents } from './testing/helpers.js';
 
 async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'tandem-lmdb-'));

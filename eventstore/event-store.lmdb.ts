@@ -24,10 +24,8 @@
  * Commits by other processes on the same files wake them through a file
  * watch on the data file.
  */
-import { type FSWatcher, watch } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
-import { Packr } from 'msgpackr';
 import {
   type AppendOptions,
   type AppendResult,
@@ -39,7 +37,6 @@ import {
   EventTooLargeError,
   type ExpectedState,
   IdempotencyConflictError,
-  type JsonObject,
   matchesFilter,
   type Position,
   type ReadAllOptions,
@@ -51,6 +48,13 @@ import {
   type SubscribeAllOptions,
   WrongExpectedVersionError,
 } from './event-store.js';
+import { CommitSignal } from './event-store.lmdb.commits.js';
+import {
+  RecordCodec,
+  type StoredRecord,
+  toPosition,
+  toRecordedEvent,
+} from './event-store.lmdb.records.js';
 
 export interface LmdbEventStoreOptions {
   /** Directory holding the LMDB files; created when missing. */
@@ -59,7 +63,6 @@ export interface LmdbEventStoreOptions {
   readonly maxAppendBytes?: number;
 }
 
-type StoredRecord = [string, number, string, string, number, JsonObject, JsonObject | null];
 type Segment = [firstPosition: number, count: number, firstId: string];
 type StreamState = [lastRevision: number, deleted: 0 | 1];
 
@@ -73,7 +76,7 @@ export async function openLmdbEventStore(options: LmdbEventStoreOptions): Promis
   const root = open({ path: options.path, maxDbs: 8, compression: false });
   return new LmdbEventStore(
     root,
-    join(options.path, 'data.mdb'),
+    new CommitSignal(join(options.path, 'data.mdb')),
     options.maxAppendBytes ?? DEFAULT_MAX_APPEND_BYTES,
   );
 }
@@ -85,15 +88,12 @@ class LmdbEventStore implements EventStore {
   private readonly appends: Database<[string, number], string>;
   private readonly streams: Database<StreamState, string>;
   private readonly meta: Database<number, string>;
-  private readonly packr = new Packr({ useRecords: false });
-  private commitSignal = signal();
-  private otherProcesses: FSWatcher | undefined;
-  private liveSubscriptions = 0;
+  private readonly codec = new RecordCodec();
   private closed = false;
 
   constructor(
     private readonly root: RootDatabase,
-    private readonly dataFile: string,
+    private readonly commits: CommitSignal,
     private readonly maxAppendBytes: number,
   ) {
     this.log = root.openDB({ name: 'log', encoding: 'binary' });
@@ -114,9 +114,7 @@ class LmdbEventStore implements EventStore {
     const ids = events.map((event) => event.id.toLowerCase());
     const recordedAt = Date.now();
     // Encode before the transaction, so the write lock is held for index work only.
-    const bodies = events.map((event, i) =>
-      this.packr.pack([ids[i], event.type, recordedAt, event.data, event.metadata ?? null]),
-    );
+    const bodies = events.map((event, i) => this.codec.body(event, ids[i] as string, recordedAt));
     const bytes = bodies.reduce((sum, body) => sum + body.length, 0);
     if (bytes > this.maxAppendBytes)
       throw new EventTooLargeError(stream, bytes, this.maxAppendBytes);
@@ -125,7 +123,7 @@ class LmdbEventStore implements EventStore {
       this.appendInTransaction(stream, ids, bodies, expected),
     );
     await this.root.flushed;
-    this.signalCommit();
+    this.commits.committed();
     return result;
   }
 
@@ -150,9 +148,9 @@ class LmdbEventStore implements EventStore {
     const head = this.meta.get(HEAD_KEY) ?? 0;
     if (ids[0] === undefined) return { nextExpectedRevision: current, position: toPosition(head) };
 
-    const header = this.recordHeader(stream);
+    const header = this.codec.header(stream);
     bodies.forEach((body, i) => {
-      this.log.put(head + 1 + i, withHeader(header, current + 1 + i, body));
+      this.log.put(head + 1 + i, this.codec.record(header, current + 1 + i, body));
     });
     this.segments.put([stream, current + 1], [head + 1, ids.length, ids[0]]);
     this.appends.put(ids[0], [stream, current + 1]);
@@ -298,12 +296,12 @@ class LmdbEventStore implements EventStore {
     const aborted = new Promise<void>((resolve) =>
       abort?.addEventListener('abort', () => resolve(), { once: true }),
     );
-    this.subscriptionStarted();
+    this.commits.subscriberStarted();
     try {
       while (!this.closed && !abort?.aborted) {
         // Take the signal before reading, so an append landing between the
         // read and the wait still wakes us.
-        const committed = this.commitSignal.promise;
+        const committed = this.commits.nextCommit();
         const page = this.readPage(after + 1, false, filter);
         if (page.last !== undefined) after = page.last;
         for (const event of page.events) {
@@ -316,37 +314,8 @@ class LmdbEventStore implements EventStore {
         }
       }
     } finally {
-      this.subscriptionEnded();
+      this.commits.subscriberEnded();
     }
-  }
-
-  /**
-   * A live subscription keeps the process alive, as a KurrentDB subscription's
-   * open connection does, and watches the data file so that commits by other
-   * processes on the same files (`tandem import` beside a running server)
-   * wake it too.
-   */
-  private subscriptionStarted(): void {
-    this.liveSubscriptions++;
-    if (!this.otherProcesses) {
-      try {
-        this.otherProcesses = watch(this.dataFile, () => this.signalCommit());
-        this.otherProcesses.on('error', () => this.stopWatching());
-      } catch {
-        // No file watching here (some network file systems): in-process appends still wake subscribers.
-      }
-    }
-    this.otherProcesses?.ref();
-  }
-
-  private subscriptionEnded(): void {
-    this.liveSubscriptions--;
-    if (this.liveSubscriptions === 0) this.otherProcesses?.unref();
-  }
-
-  private stopWatching(): void {
-    this.otherProcesses?.close();
-    this.otherProcesses = undefined;
   }
 
   async headPosition(): Promise<Position | undefined> {
@@ -358,8 +327,7 @@ class LmdbEventStore implements EventStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.stopWatching();
-    this.signalCommit();
+    this.commits.close();
     await this.root.close();
   }
 
@@ -374,7 +342,7 @@ class LmdbEventStore implements EventStore {
     });
     for (const { key, value } of range) {
       last = key;
-      const record = this.packr.unpack(value) as StoredRecord;
+      const record = this.codec.decode(value);
       if (matchesFilter(filter, record[0], record[3])) events.push(toRecordedEvent(record, key));
     }
     return { events, last };
@@ -383,74 +351,18 @@ class LmdbEventStore implements EventStore {
   private readRecord(position: number): StoredRecord {
     const value = this.log.get(position);
     if (!value) throw new Error(`event log is inconsistent: no event at position ${position}`);
-    return this.packr.unpack(value) as StoredRecord;
+    return this.codec.decode(value);
   }
 
   private readEvent(position: number): RecordedEvent {
     return toRecordedEvent(this.readRecord(position), position);
   }
 
-  /** The msgpack bytes that start every record of `stream`: array marker and stream name. */
-  private recordHeader(stream: string): Buffer {
-    const name = this.packr.pack(stream);
-    const header = Buffer.allocUnsafe(1 + name.length);
-    header[0] = 0x97; // an array of the 7 record fields
-    name.copy(header, 1);
-    return header;
-  }
-
   private head(): number {
     return this.meta.get(HEAD_KEY) ?? 0;
-  }
-
-  private signalCommit(): void {
-    const { resolve } = this.commitSignal;
-    this.commitSignal = signal();
-    resolve();
   }
 
   private assertOpen(): void {
     if (this.closed) throw new StoreClosedError(this.kind);
   }
-}
-
-/**
- * Builds a stored record from the stream header, the revision and the packed
- * 5-field body, without re-encoding the event's data.
- */
-function withHeader(header: Buffer, revision: number, body: Buffer): Buffer {
-  const record = Buffer.allocUnsafe(header.length + 5 + body.length - 1);
-  header.copy(record, 0);
-  record[header.length] = 0xce; // uint32
-  record.writeUInt32BE(revision, header.length + 1);
-  body.copy(record, header.length + 5, 1); // skip the body's own array marker
-  return record;
-}
-
-/** A promise with its resolver (Promise.withResolvers needs Node 22). */
-function signal(): { promise: Promise<void>; resolve: () => void } {
-  let resolve = () => {};
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
-
-function toPosition(sequence: number): Position {
-  const value = BigInt(sequence);
-  return { commit: value, prepare: value };
-}
-
-function toRecordedEvent(record: StoredRecord, position: number): RecordedEvent {
-  const [stream, revision, id, type, recordedAt, data, metadata] = record;
-  return {
-    id,
-    type,
-    stream,
-    revision,
-    position: toPosition(position),
-    data,
-    metadata: metadata ?? {},
-    recordedAt: new Date(recordedAt),
-  };
 }
