@@ -7,6 +7,7 @@
 import { Command } from 'commander';
 import { ErrorCodes, isTandemError } from '../schemas/errors.js';
 import { registerBenchCommand } from './commands/bench.js';
+import { registerGenerateCommand } from './commands/generate.js';
 import { registerLogCommands } from './commands/log.js';
 import { registerStartCommand } from './commands/start.js';
 import { packageVersion } from './version.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerStartCommand(program);
   registerLogCommands(program);
+  registerGenerateCommand(program);
   registerBenchCommand(program);
   return program;
 }
