@@ -63,7 +63,7 @@ describe('tandem CLI', () => {
     ) as { version: string };
     expect((await tandem('--version')).stdout.trim()).toBe(manifest.version);
     const help = (await tandem('--help')).stdout;
-    for (const command of ['start', 'log', 'bench']) expect(help).toContain(command);
+    for (const command of ['start', 'log', 'generate', 'bench']) expect(help).toContain(command);
   });
 
   it('start runs on the embedded store, logs appends by other processes, and stops cleanly on SIGTERM', async () => {
@@ -130,6 +130,48 @@ describe('tandem CLI', () => {
     );
     expect(failure?.code).toBe(1);
     expect(failure?.stderr).toContain('not a log position: "yesterday"');
+  });
+
+  it('generate writes a dataset and reports its counts; the same seed gives the same files', async () => {
+    const out = join(dataDir, 'gen');
+    const { stdout } = await tandem(
+      'generate',
+      '--shoppers',
+      '60',
+      '--stores',
+      '3',
+      '--days',
+      '20',
+      '--seed',
+      '5',
+      '--out',
+      out,
+    );
+    expect(stdout).toMatch(/shoppers 60 in \d+ households; 3 stores; 2000 products/);
+    expect(stdout).toMatch(/POS receipts \d+ with \d+ lines/);
+    const manifest = JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8')) as {
+      counts: { batches: number };
+    };
+    const clickstream = await readFile(join(out, 'clickstream.ndjson'), 'utf8');
+    expect(clickstream.trimEnd().split('\n')).toHaveLength(manifest.counts.batches);
+
+    await tandem(
+      'generate',
+      '--shoppers',
+      '60',
+      '--stores',
+      '3',
+      '--days',
+      '20',
+      '--seed',
+      '5',
+      '--out',
+      join(dataDir, 'again'),
+    );
+    expect(await readFile(join(dataDir, 'again', 'clickstream.ndjson'), 'utf8')).toBe(clickstream);
+    await expect(tandem('generate', '--shoppers', 'many', '--out', out)).rejects.toMatchObject({
+      stderr: expect.stringContaining('--shoppers must be a non-negative integer'),
+    });
   });
 
   it('runs a benchmark at a small scale and prints its table with ratios', async () => {
