@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 
 /** Kinds of personal data; ingest seals every field marked with one (invariant 4). */
 export const PII_KINDS = [
@@ -18,8 +18,14 @@ export function pii<T extends z.ZodType>(schema: T, kind: PiiKind): T {
   return schema.meta({ pii: kind }) as T;
 }
 
-/** The PII kind a schema was marked with, if any. */
+/** The PII kind a schema was marked with, if any, looking through optional, nullable and default wrappers. */
 export function piiKindOf(schema: z.ZodType): PiiKind | undefined {
-  const meta = schema.meta() as { pii?: PiiKind } | undefined;
-  return meta?.pii;
+  let current: unknown = schema;
+  while (current instanceof z.ZodType) {
+    const meta = current.meta() as { pii?: PiiKind } | undefined;
+    if (meta?.pii) return meta.pii;
+    const wrapper = current as { unwrap?: () => unknown };
+    current = typeof wrapper.unwrap === 'function' ? wrapper.unwrap() : undefined;
+  }
+  return undefined;
 }
