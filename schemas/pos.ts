@@ -88,3 +88,26 @@ export type PosLineRow = z.infer<typeof PosLineRow>;
 
 /** Column order of the flat formats. */
 export const POS_LINE_COLUMNS = Object.keys(PosLineRow.shape) as (keyof PosLineRow)[];
+
+/** A receipt as flat rows, one per line item; the first tender stands for the receipt. */
+export function receiptRows(receipt: PosReceipt): PosLineRow[] {
+  const tender = receipt.tenders[0];
+  return receipt.lines.map((line, i) => ({
+    receipt_id: receipt.receiptId,
+    store_id: receipt.storeId,
+    register_id: receipt.registerId,
+    occurred_at: receipt.occurredAt,
+    currency: receipt.currency,
+    line_no: i + 1,
+    sku: line.sku,
+    quantity: line.quantity,
+    unit_price: line.unitPrice,
+    discount: line.discount,
+    tender_type: tender?.type ?? 'cash',
+    card_token: tender?.cardToken ?? null,
+    wallet_id: tender?.walletId ?? null,
+    member_id: receipt.memberId ?? null,
+    phone: receipt.phone ?? null,
+    consent_purposes: receipt.consent ? JSON.stringify(receipt.consent.purposes) : null,
+  }));
+}
