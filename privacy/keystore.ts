@@ -1,0 +1,17 @@
+import type { DataKey } from './seal.js';
+
+/**
+ * Where data keys live: one per subject (an identifier's stream), wrapped
+ * by the master key at rest. Destroying a subject's key is crypto-shredding:
+ * whatever was sealed under it, in the log or any copy of it, can no longer
+ * be read.
+ */
+export interface KeyStore {
+  /** The subject's data key, created and stored on first use. */
+  keyFor(subject: string): Promise<DataKey>;
+  /** The key with this id, or undefined when it was destroyed or never existed. */
+  find(keyId: string): Promise<DataKey | undefined>;
+  /** Destroys the subject's key; true when there was one. Destroying twice is harmless. */
+  destroy(subject: string): Promise<boolean>;
+  close(): Promise<void>;
+}
