@@ -1,0 +1,46 @@
+import { createHash } from 'node:crypto';
+import type { Envelope, Source } from '../schemas/envelope.js';
+import type { Identifier } from '../schemas/identifier.js';
+
+/**
+ * A fact on its way into the log: the envelope without its sealed block, the
+ * personal data still in the clear (it is sealed in the last step before the
+ * append), and the stream it belongs to.
+ */
+export interface PendingFact {
+  readonly envelope: Omit<Envelope, 'pii'>;
+  /** Personal data to seal under the stream subject's key; undefined when there is none. */
+  readonly pii: Record<string, unknown> | undefined;
+  /** The identifier whose stream holds this fact (its subject), or undefined for a store's anonymous stream. */
+  readonly subject: Identifier | undefined;
+}
+
+/** The outcome of an ingest step: carry on, drop quietly (counted), or reject with a reason and a path. */
+export type StepResult<T> =
+  | { readonly kind: 'ok'; readonly value: T }
+  | { readonly kind: 'drop'; readonly reason: string }
+  | {
+      readonly kind: 'reject';
+      readonly reason: string;
+      readonly path: readonly (string | number)[];
+    };
+
+/** The stream a fact goes to: one per identifier, so one person's raw events are found by identifier. */
+export function streamFor(fact: PendingFact): string {
+  return fact.subject
+    ? `${fact.subject.type}-${fact.subject.hash}`
+    : `store-${fact.envelope.source.storeId ?? fact.envelope.source.id}`;
+}
+
+/**
+ * A deterministic event id (a UUID, version 5 layout) from the source and the
+ * sender's own id for the message, so a retried message maps to the same
+ * event and the store's idempotency keeps it once.
+ */
+export function eventIdFor(source: Source, senderId: string): string {
+  const hex = createHash('sha256')
+    .update(`${source.kind}\u0000${source.id}\u0000${senderId}`)
+    .digest('hex');
+  const variant = ((Number.parseInt(hex[16] as string, 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}

@@ -1,0 +1,145 @@
+/**
+ * The ingest pipeline after validation: normalise → refuse suppressed
+ * identifiers → seal personal data → append, one append per stream.
+ *
+ * Strategy for retries: event ids are derived from the sender's message id
+ * (or the store and receipt id), and a request's facts are grouped by stream
+ * in their original order, so a retried request repeats the same appends and
+ * the event store recognises them. When a retry is composed differently (the
+ * store reports an idempotency conflict), the stream's recent events are read
+ * and only the missing ones are appended.
+ */
+import type { Registry } from 'prom-client';
+import {
+  type EventAppender,
+  type EventData,
+  type EventReader,
+  IdempotencyConflictError,
+} from '../eventstore/event-store.js';
+import type { IdentifierHasher, NormaliseOptions } from '../privacy/identifiers.js';
+import type { KeyStore } from '../privacy/keystore.js';
+import { seal } from '../privacy/seal.js';
+import type { SuppressionList } from '../privacy/suppression.js';
+import type { Envelope, Source } from '../schemas/envelope.js';
+import type { PosReceipt } from '../schemas/pos.js';
+import type { SegmentBatch } from '../schemas/segment.js';
+import { type PendingFact, streamFor } from './fact.js';
+import { createIngestMetrics, type IngestMetrics } from './metrics.js';
+import { normaliseReceipt } from './pos.normalise.js';
+import { normaliseCall } from './segment.normalise.js';
+
+export interface IngestDeps {
+  readonly eventStore: EventAppender & Pick<EventReader, 'readStream'>;
+  readonly keyStore: KeyStore;
+  readonly hasher: IdentifierHasher;
+  readonly suppression: SuppressionList;
+  readonly normalise: NormaliseOptions;
+  readonly metrics: Registry;
+}
+
+export interface IngestResult {
+  /** Facts now durably in the log (including ones a retry had already stored). */
+  readonly accepted: number;
+  /** Facts dropped because one of their identifiers is suppressed. */
+  readonly suppressed: number;
+}
+
+export interface Ingestor {
+  /** A validated `/v1/batch` body (single calls come as a batch of one). */
+  tracking(
+    batch: Pick<SegmentBatch, 'batch' | 'sentAt'>,
+    receivedAt: number,
+    source: Source,
+  ): Promise<IngestResult>;
+  /** Validated receipts from one POS source. */
+  receipts(
+    receipts: readonly PosReceipt[],
+    receivedAt: number,
+    sourceId: string,
+  ): Promise<IngestResult>;
+}
+
+/** How far back a composed-differently retry looks for events it already stored. */
+const RETRY_LOOKBACK = 1000;
+
+export function createIngestor(deps: IngestDeps): Ingestor {
+  const metrics = createIngestMetrics(deps.metrics);
+  const { hasher, normalise } = deps;
+  return {
+    tracking: (body, receivedAt, source) =>
+      ingest(
+        deps,
+        metrics,
+        source.kind,
+        body.batch.map((call) =>
+          normaliseCall(call, { receivedAt, batchSentAt: body.sentAt, source, hasher, normalise }),
+        ),
+      ),
+    receipts: (receipts, receivedAt, sourceId) =>
+      ingest(
+        deps,
+        metrics,
+        'pos',
+        receipts.map((receipt) =>
+          normaliseReceipt(receipt, { receivedAt, sourceId, hasher, normalise }),
+        ),
+      ),
+  };
+}
+
+async function ingest(
+  deps: IngestDeps,
+  metrics: IngestMetrics,
+  sourceKind: string,
+  facts: readonly PendingFact[],
+): Promise<IngestResult> {
+  const kept = facts.filter(
+    (fact) => !fact.envelope.identifiers.some((identifier) => deps.suppression.has(identifier)),
+  );
+  const suppressed = facts.length - kept.length;
+  if (suppressed > 0) metrics.suppressed.inc({ source: sourceKind }, suppressed);
+
+  const byStream = new Map<string, EventData[]>();
+  for (const fact of kept) {
+    const stream = streamFor(fact);
+    const envelope: Envelope = fact.pii
+      ? {
+          ...fact.envelope,
+          pii: seal(fact.pii, await deps.keyStore.keyFor(stream), fact.envelope.id),
+        }
+      : fact.envelope;
+    const events = byStream.get(stream) ?? [];
+    events.push({
+      id: envelope.id,
+      type: envelope.type,
+      data: envelope as unknown as EventData['data'],
+    });
+    byStream.set(stream, events);
+  }
+  await Promise.all(
+    [...byStream].map(([stream, events]) => appendOnce(deps.eventStore, stream, events)),
+  );
+  metrics.accepted.inc({ source: sourceKind }, kept.length);
+  return { accepted: kept.length, suppressed };
+}
+
+/** Appends, treating events the stream already holds (from an earlier attempt) as done. */
+async function appendOnce(
+  store: IngestDeps['eventStore'],
+  stream: string,
+  events: EventData[],
+): Promise<void> {
+  try {
+    await store.append(stream, events);
+  } catch (error) {
+    if (!(error instanceof IdempotencyConflictError)) throw error;
+    const stored = new Set<string>();
+    for await (const event of store.readStream(stream, {
+      direction: 'backwards',
+      maxCount: RETRY_LOOKBACK,
+    }))
+      stored.add(event.id);
+    const missing = events.filter((event) => !stored.has(event.id.toLowerCase()));
+    if (missing.length > 0) await store.append(stream, missing);
+  }
+}
