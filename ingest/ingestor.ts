@@ -21,6 +21,7 @@ import type { KeyStore } from '../privacy/keystore.js';
 import { seal } from '../privacy/seal.js';
 import type { SuppressionList } from '../privacy/suppression.js';
 import type { Envelope, Source } from '../schemas/envelope.js';
+import { ErrorCodes, TandemError } from '../schemas/errors.js';
 import type { PosReceipt } from '../schemas/pos.js';
 import type { SegmentBatch } from '../schemas/segment.js';
 import { type PendingFact, streamFor } from './fact.js';
@@ -66,15 +67,32 @@ export function createIngestor(deps: IngestDeps): Ingestor {
   const metrics = createIngestMetrics(deps.metrics);
   const { hasher, normalise } = deps;
   return {
-    tracking: (body, receivedAt, source) =>
-      ingest(
-        deps,
-        metrics,
-        source.kind,
-        body.batch.map((call) =>
-          normaliseCall(call, { receivedAt, batchSentAt: body.sentAt, source, hasher, normalise }),
-        ),
-      ),
+    tracking: (body, receivedAt, source) => {
+      const facts = body.batch.map((call) =>
+        normaliseCall(call, { receivedAt, batchSentAt: body.sentAt, source, hasher, normalise }),
+      );
+      // Ids that pass the schema but normalise to nothing (" ") identify no one: refuse the request.
+      const issues = facts.flatMap((fact, i) =>
+        fact.subject
+          ? []
+          : [
+              {
+                path: `batch.${i}.userId`,
+                message: 'neither userId nor anonymousId identifies anyone (blank?)',
+              },
+            ],
+      );
+      if (issues.length > 0) {
+        metrics.rejected.inc({ source: source.kind, reason: 'no_identifier' });
+        const first = issues[0] as (typeof issues)[number];
+        throw new TandemError(
+          ErrorCodes.VALIDATION,
+          `invalid input: ${first.path}: ${first.message}`,
+          { issues },
+        );
+      }
+      return ingest(deps, metrics, source.kind, facts);
+    },
     receipts: (receipts, receivedAt, sourceId) =>
       ingest(
         deps,

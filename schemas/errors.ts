@@ -20,6 +20,14 @@ export const ErrorCodes = {
   EVENT_TOO_LARGE: 'TANDEM_ERR_EVENT_TOO_LARGE',
   /** The store was closed; nothing more can be read or written through this handle. */
   STORE_CLOSED: 'TANDEM_ERR_STORE_CLOSED',
+  /** No credentials, or credentials that match no key. */
+  UNAUTHORIZED: 'TANDEM_ERR_UNAUTHORIZED',
+  /** A request, batch or event is larger than its limit; the message names the limit. */
+  PAYLOAD_TOO_LARGE: 'TANDEM_ERR_PAYLOAD_TOO_LARGE',
+  /** No such route or resource. */
+  NOT_FOUND: 'TANDEM_ERR_NOT_FOUND',
+  /** An unexpected failure; details are in the server log, never in the answer. */
+  INTERNAL: 'TANDEM_ERR_INTERNAL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -1,0 +1,143 @@
+/**
+ * The Segment HTTP Tracking API: /v1/track, page, screen, identify, alias,
+ * group and batch. Auth as Segment does it (the write key as the Basic user
+ * name, or `writeKey` in the body); 200 {"success":true} once every event is
+ * durably in the log; 32 KB a call and 500 KB a batch, refused with 400s that
+ * name the limit.
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Source } from '../../schemas/envelope.js';
+import { ErrorCodes, TandemError } from '../../schemas/errors.js';
+import {
+  AliasCall,
+  GroupCall,
+  IdentifyCall,
+  PageCall,
+  ScreenCall,
+  SegmentBatch,
+  type SegmentCall,
+  TrackCall,
+} from '../../schemas/segment.js';
+import type { Ingestor } from '../ingestor.js';
+import type { WriteKeys } from '../write-keys.js';
+
+export const MAX_CALL_BYTES = 32 * 1024;
+export const MAX_BATCH_BYTES = 500 * 1024;
+
+export interface TrackingRoutesOptions {
+  readonly ingestor: Ingestor;
+  readonly writeKeys: WriteKeys;
+}
+
+const SINGLE = {
+  track: TrackCall,
+  page: PageCall,
+  screen: ScreenCall,
+  identify: IdentifyCall,
+  alias: AliasCall,
+  group: GroupCall,
+};
+const APP_LIBRARIES = /ios|android|react-native|flutter|swift|kotlin/i;
+
+export const trackingRoutes: FastifyPluginAsync<TrackingRoutesOptions> = async (
+  app,
+  { ingestor, writeKeys },
+) => {
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const sourceOf = (request: FastifyRequest, call: SegmentCall | undefined): Source => {
+    const body = request.body as { writeKey?: unknown } | undefined;
+    const key =
+      basicUser(request.headers.authorization) ??
+      (typeof body?.writeKey === 'string' ? body.writeKey : undefined);
+    const found = key === undefined ? undefined : writeKeys.resolve(key);
+    if (!found) {
+      throw new TandemError(
+        ErrorCodes.UNAUTHORIZED,
+        key === undefined
+          ? 'no write key: send it as the Basic auth user name or as writeKey'
+          : 'unknown write key',
+      );
+    }
+    const library = (call?.context?.library as { name?: string } | undefined)?.name ?? '';
+    const isApp = call?.context?.app !== undefined || APP_LIBRARIES.test(library);
+    return { kind: isApp ? 'app' : 'web', id: found.sourceId };
+  };
+
+  for (const [type, schema] of Object.entries(SINGLE)) {
+    const body = z.preprocess((value) => (isObject(value) ? { ...value, type } : value), schema);
+    routes.post(
+      `/v1/${type}`,
+      { schema: { body }, preValidation: limitSingle },
+      async (request) => {
+        const call = request.body as SegmentCall;
+        await ingestor.tracking(
+          { batch: [call], sentAt: call.sentAt },
+          Date.now(),
+          sourceOf(request, call),
+        );
+        return { success: true };
+      },
+    );
+  }
+
+  routes.post(
+    '/v1/batch',
+    { schema: { body: SegmentBatch }, preValidation: limitBatch },
+    async (request) => {
+      const receivedAt = Date.now();
+      const { batch, sentAt } = request.body;
+      // One source per request: SDKs send one library's calls in a batch.
+      await ingestor.tracking({ batch, sentAt }, receivedAt, sourceOf(request, batch[0]));
+      return { success: true };
+    },
+  );
+};
+
+async function limitSingle(request: FastifyRequest): Promise<void> {
+  if (bytes(request.body) > MAX_CALL_BYTES) {
+    throw new TandemError(
+      ErrorCodes.PAYLOAD_TOO_LARGE,
+      `the call is larger than the ${MAX_CALL_BYTES / 1024} KB a call may be`,
+    );
+  }
+}
+
+async function limitBatch(request: FastifyRequest): Promise<void> {
+  const batch = (request.body as { batch?: unknown } | undefined)?.batch;
+  if (!Array.isArray(batch)) return;
+  const issues = batch.flatMap((call, i) =>
+    bytes(call) > MAX_CALL_BYTES
+      ? [
+          {
+            path: `batch.${i}`,
+            message: `larger than the ${MAX_CALL_BYTES / 1024} KB a call may be`,
+          },
+        ]
+      : [],
+  );
+  if (issues.length > 0) {
+    throw new TandemError(
+      ErrorCodes.PAYLOAD_TOO_LARGE,
+      `${issues.length} call(s) larger than the ${MAX_CALL_BYTES / 1024} KB a call may be`,
+      { issues },
+    );
+  }
+}
+
+function bytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value ?? null));
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** The user name of a Basic Authorization header, or undefined when there is none. */
+function basicUser(header: string | undefined): string | undefined {
+  if (!header?.startsWith('Basic ')) return undefined;
+  const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+  const user = decoded.split(':')[0];
+  return user ? user : undefined;
+}

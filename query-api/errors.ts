@@ -1,0 +1,86 @@
+/**
+ * The one place errors become HTTP answers. Expected failures carry a code
+ * from the catalogue and get the status it maps to; validation failures list
+ * the path and message of every bad field; anything else is a 500 whose body
+ * says nothing internal (the log has the details).
+ */
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { type ErrorCode, ErrorCodes, isTandemError } from '../schemas/errors.js';
+
+export interface FieldIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  [ErrorCodes.VALIDATION]: 400,
+  [ErrorCodes.UNAUTHORIZED]: 401,
+  [ErrorCodes.PAYLOAD_TOO_LARGE]: 400,
+  [ErrorCodes.EVENT_TOO_LARGE]: 400,
+  [ErrorCodes.STREAM_DELETED]: 409,
+  [ErrorCodes.WRONG_EXPECTED_VERSION]: 409,
+};
+
+/** Installs the error handler and a JSON 404. */
+export function installErrorHandler(app: FastifyInstance): void {
+  app.setNotFoundHandler((request, reply) => {
+    void reply
+      .status(404)
+      .send(
+        body(ErrorCodes.NOT_FOUND, `no route for ${request.method} ${request.url.split('?')[0]}`),
+      );
+  });
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      const issues = error.validation.map((issue) => ({
+        path: toPath(issue.instancePath),
+        message: issue.message ?? 'invalid',
+      }));
+      return reply.status(400).send(body(ErrorCodes.VALIDATION, describe(issues), issues));
+    }
+    if (isTandemError(error)) {
+      const issues = (error.details.issues as FieldIssue[] | undefined) ?? [];
+      return reply.status(STATUS[error.code] ?? 400).send(body(error.code, error.message, issues));
+    }
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply
+        .status(400)
+        .send(
+          body(
+            ErrorCodes.PAYLOAD_TOO_LARGE,
+            'the request body is larger than the 500 KB a batch may be',
+          ),
+        );
+    }
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return reply
+        .status(415)
+        .send(body(ErrorCodes.VALIDATION, 'send JSON (Content-Type: application/json)'));
+    }
+    if (error.code === 'Z_DATA_ERROR' || error.code === 'Z_BUF_ERROR') {
+      return reply.status(400).send(body(ErrorCodes.VALIDATION, 'the body is not valid gzip'));
+    }
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+      return reply.status(error.statusCode).send(body(ErrorCodes.VALIDATION, error.message));
+    }
+    request.log.error({ err: error }, 'request failed');
+    return reply
+      .status(500)
+      .send(body(ErrorCodes.INTERNAL, 'internal error; the server log has the details'));
+  });
+}
+
+function body(code: ErrorCode, message: string, issues: readonly FieldIssue[] = []) {
+  return { success: false, error: { code, message, ...(issues.length > 0 ? { issues } : {}) } };
+}
+
+function describe(issues: readonly FieldIssue[]): string {
+  const listed = issues.slice(0, 5).map((issue) => `${issue.path || '(body)'}: ${issue.message}`);
+  return `invalid input: ${listed.join('; ')}${issues.length > 5 ? `; and ${issues.length - 5} more` : ''}`;
+}
+
+/** `/batch/1/event` → `batch.1.event`. */
+function toPath(instancePath: string): string {
+  return instancePath.replace(/^\//, '').replaceAll('/', '.');
+}
