@@ -9,7 +9,7 @@ import { ErrorCodes, isTandemError } from '../schemas/errors.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerGenerateCommand } from './commands/generate.js';
 import { registerLogCommands } from './commands/log.js';
-import { registerStartCommand } from './commands/start.js';
+import { registerServeCommands } from './commands/start.js';
 import { packageVersion } from './version.js';
 
 /** Exit code for a bad configuration (sysexits EX_CONFIG). */
@@ -21,7 +21,7 @@ export function buildProgram(): Command {
     .description('Tandem: an event-sourced customer data platform for online-to-offline businesses')
     .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError();
-  registerStartCommand(program);
+  registerServeCommands(program);
   registerLogCommands(program);
   registerGenerateCommand(program);
   registerBenchCommand(program);

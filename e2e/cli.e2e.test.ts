@@ -21,7 +21,13 @@ describe('tandem CLI', () => {
 
   beforeEach(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'tandem-e2e-'));
-    env = { ...process.env, TANDEM_DATA_DIR: dataDir, TANDEM_LOG_FORMAT: 'json' };
+    env = {
+      ...process.env,
+      TANDEM_DATA_DIR: dataDir,
+      TANDEM_LOG_FORMAT: 'json',
+      TANDEM_LOG_LEVEL: 'debug',
+      TANDEM_PORT: '0',
+    };
   });
   afterEach(async () => {
     for (const child of children.splice(0)) child.kill('SIGKILL');
@@ -42,6 +48,10 @@ describe('tandem CLI', () => {
     const reader = createInterface({ input: child.stderr });
     const running = new Promise<void>((resolve, reject) => {
       reader.on('line', (line) => {
+        if (!line.startsWith('{')) {
+          reject(new Error(`tandem start wrote a line that is not a JSON log entry: ${line}`));
+          return;
+        }
         const entry = JSON.parse(line) as Record<string, unknown>;
         lines.push(entry);
         if (String(entry.msg).startsWith('Tandem is running')) resolve();
@@ -57,13 +67,58 @@ describe('tandem CLI', () => {
     return { child, lines, exited };
   }
 
+  it('serves the tracking API: a batch posted with the generated write key lands in the log', async () => {
+    const platform = await startPlatform();
+    const running = platform.lines.find((line) =>
+      String(line.msg).startsWith('Tandem is running'),
+    ) as { address: string; localWriteKey: string };
+    expect(running.localWriteKey).toMatch(/^wk_/);
+    expect((await fetch(`${running.address}/healthz`)).status).toBe(200);
+    const response = await fetch(`${running.address}/v1/batch`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Basic ${Buffer.from(`${running.localWriteKey}:`).toString('base64')}`,
+      },
+      body: JSON.stringify({
+        batch: [
+          {
+            type: 'track',
+            event: 'Product Viewed',
+            anonymousId: 'e2e-device',
+            properties: { sku: 'SKU-1' },
+          },
+        ],
+      }),
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ success: true });
+    const unauthorised = await fetch(`${running.address}/v1/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(unauthorised.status).toBeGreaterThanOrEqual(400);
+    platform.child.kill('SIGTERM');
+    expect(await platform.exited).toBe(0);
+    const { stdout } = await tandem('log', 'read');
+    const tracked = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; data: { data?: { event?: string } } })
+      .filter((event) => event.type === 'track');
+    expect(tracked.map((event) => event.data.data?.event)).toEqual(['Product Viewed']);
+    expect(stdout).not.toContain('e2e-device');
+  });
+
   it('prints its version and help', async () => {
     const manifest = JSON.parse(
       await readFile(new URL('../package.json', import.meta.url), 'utf8'),
     ) as { version: string };
     expect((await tandem('--version')).stdout.trim()).toBe(manifest.version);
     const help = (await tandem('--help')).stdout;
-    for (const command of ['start', 'log', 'generate', 'bench']) expect(help).toContain(command);
+    for (const command of ['start', 'serve', 'log', 'generate', 'bench'])
+      expect(help).toContain(command);
   });
 
   it('start runs on the embedded store, logs appends by other processes, and stops cleanly on SIGTERM', async () => {

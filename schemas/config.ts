@@ -30,7 +30,29 @@ export const EnvSchema = z.object({
   TANDEM_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   /** `json` (the default off a terminal), `pretty` (the default on one). */
   TANDEM_LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
+  /** Address the HTTP server listens on. */
+  TANDEM_HOST: z.string().min(1).default('127.0.0.1'),
+  /** Port the HTTP server listens on; 0 picks a free one. */
+  TANDEM_PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
+  /** Bootstrap write key for the tracking API; generated into the data directory when unset. */
+  TANDEM_WRITE_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** 32 bytes (base64 or hex) that wrap every data key; generated into the data directory when unset. */
+  TANDEM_MASTER_KEY: z.string().min(1).optional(),
+  /** 32 bytes (base64 or hex) keying identifier hashes; generated into the data directory when unset. */
+  TANDEM_HASH_SECRET: z.string().min(1).optional(),
+  /** Country calling code for phone numbers written without one, e.g. `+86`. */
+  TANDEM_DEFAULT_PHONE_COUNTRY_CODE: z
+    .string()
+    .regex(/^\+[1-9]\d{0,3}$/, 'must be a country calling code such as +86')
+    .optional(),
 });
+
+/** Variables whose values never appear in messages. */
+const SECRET_VARIABLES: ReadonlySet<string> = new Set([
+  'TANDEM_WRITE_KEY',
+  'TANDEM_MASTER_KEY',
+  'TANDEM_HASH_SECRET',
+]);
 export type Env = z.infer<typeof EnvSchema>;
 
 /**
@@ -47,6 +69,14 @@ export function configSchema(cwd: string) {
         : { kind: 'lmdb' as const, path: resolve(dataDir, 'eventstore') },
       clickhouseUrl: env.TANDEM_CLICKHOUSE_URL,
       log: { level: env.TANDEM_LOG_LEVEL, format: env.TANDEM_LOG_FORMAT },
+      server: { host: env.TANDEM_HOST, port: env.TANDEM_PORT },
+      secrets: {
+        writeKey: env.TANDEM_WRITE_KEY,
+        masterKey: env.TANDEM_MASTER_KEY,
+        hashSecret: env.TANDEM_HASH_SECRET,
+        directory: resolve(dataDir, 'secrets'),
+      },
+      defaultPhoneCountryCode: env.TANDEM_DEFAULT_PHONE_COUNTRY_CODE,
     };
   });
 }
@@ -66,10 +96,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((issue) => {
     const variable = String(issue.path[0]);
-    return {
-      variable,
-      message: `${issue.message} (got "${String(relevant[variable]).slice(0, 80)}")`,
-    };
+    const value = String(relevant[variable]);
+    const got = SECRET_VARIABLES.has(variable)
+      ? `${value.length} characters, not shown`
+      : `"${value.slice(0, 80)}"`;
+    return { variable, message: `${issue.message} (got ${got})` };
   });
   throw new TandemError(
     ErrorCodes.CONFIG_INVALID,

@@ -54,3 +54,27 @@ describe(loadConfig.name, () => {
     expect(message).toMatch(/TANDEM_LOG_FORMAT: .*\(got "xml"\)/);
   });
 });
+
+describe('secret settings', () => {
+  it('never echo a secret value in the error, only its length', () => {
+    try {
+      loadConfig({ TANDEM_WRITE_KEY: 'short-secret', TANDEM_DEFAULT_PHONE_COUNTRY_CODE: '86' });
+      expect.unreachable();
+    } catch (error) {
+      const message = (error as Error).message;
+      expect(message).toContain(
+        'TANDEM_WRITE_KEY: must be at least 16 characters (got 12 characters, not shown)',
+      );
+      expect(message).not.toContain('short-secret');
+      expect(message).toContain(
+        'TANDEM_DEFAULT_PHONE_COUNTRY_CODE: must be a country calling code such as +86 (got "86")',
+      );
+    }
+  });
+
+  it('read the server address and the secrets directory', () => {
+    const config = loadConfig({ TANDEM_PORT: '0', TANDEM_HOST: '0.0.0.0' }, '/srv/app');
+    expect(config.server).toEqual({ host: '0.0.0.0', port: 0 });
+    expect(config.secrets.directory).toBe('/srv/app/tandem-data/secrets');
+  });
+});

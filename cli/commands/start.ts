@@ -1,64 +1,101 @@
 import { randomUUID } from 'node:crypto';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { formatPosition } from '../../eventstore/event-store.js';
+import { startPlatform } from '../platform.js';
 import { openRuntime } from '../runtime.js';
 import { packageVersion } from '../version.js';
 
 /** The stream where the platform records its own life cycle. */
 export const SYSTEM_STREAM = 'tandem-system';
 
-/**
- * `tandem start` (what `npm start` runs): opens the configured stores, records
- * the start in the log, and follows the log — logging each new event — until
- * SIGINT or SIGTERM, when it records the stop and closes the stores cleanly.
- * The HTTP server and the demo data join this command as they are built.
- */
-export function registerStartCommand(program: Command): void {
-  program
-    .command('start')
-    .description('run the platform on the configured stores (embedded by default) until stopped')
-    .action(async () => {
-      const runtime = await openRuntime();
-      const { logger, eventStore, config } = runtime;
-      const controller = new AbortController();
-      const stop = (signal: NodeJS.Signals) => {
-        logger.info({ signal }, 'stopping');
-        controller.abort();
-      };
-      process.once('SIGINT', stop).once('SIGTERM', stop);
+interface ServeOptions {
+  readonly host?: string;
+  readonly port?: number;
+  readonly dataDir?: string;
+}
 
-      const started = await eventStore.append(SYSTEM_STREAM, [systemEvent('system.started')]);
-      const head = await eventStore.headPosition();
-      logger.info(
-        {
-          version: packageVersion(),
-          eventStore: eventStore.kind,
-          dataDir: config.eventStore.kind === 'lmdb' ? config.dataDir : undefined,
-          head: head && formatPosition(head),
-        },
-        'Tandem is running; following the event log (Ctrl-C to stop)',
-      );
-      try {
-        for await (const event of eventStore.subscribeAll({
-          from: started.position,
-          signal: controller.signal,
-        })) {
-          logger.info(
-            {
-              position: formatPosition(event.position),
-              stream: event.stream,
-              type: event.type,
-              id: event.id,
-            },
-            'event appended',
-          );
-        }
-        await eventStore.append(SYSTEM_STREAM, [systemEvent('system.stopped')]);
-      } finally {
-        await runtime.close();
-      }
-      logger.info('stopped');
+/**
+ * `tandem serve` (and `tandem start`, what `npm start` runs): opens the
+ * configured stores, serves the HTTP API, records the start in the log and
+ * follows it (each appended event at debug level), until SIGINT or SIGTERM:
+ * then it stops accepting requests, finishes those in flight, records the
+ * stop and closes the stores.
+ */
+export function registerServeCommands(program: Command): void {
+  for (const [name, description] of [
+    ['serve', 'serve the HTTP API on the configured stores (embedded by default) until stopped'],
+    ['start', 'what `npm start` runs: the platform on the embedded stores, until stopped'],
+  ] as const) {
+    program
+      .command(name)
+      .description(description)
+      .option('--host <address>', 'listen on this address (default: TANDEM_HOST or 127.0.0.1)')
+      .option('--port <port>', 'listen on this port (default: TANDEM_PORT or 8080)', port)
+      .option(
+        '--data-dir <dir>',
+        'keep the embedded stores here (default: TANDEM_DATA_DIR or ./tandem-data)',
+      )
+      .action((options: ServeOptions) => runPlatform(options));
+  }
+}
+
+async function runPlatform(options: ServeOptions): Promise<void> {
+  const runtime = await openRuntime({
+    ...process.env,
+    ...(options.dataDir ? { TANDEM_DATA_DIR: options.dataDir } : {}),
+  });
+  const { logger, eventStore, config } = runtime;
+  const controller = new AbortController();
+  const stop = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'stopping');
+    controller.abort();
+  };
+  process.once('SIGINT', stop).once('SIGTERM', stop);
+  try {
+    const platform = await startPlatform(runtime, {
+      host: options.host ?? config.server.host,
+      port: options.port ?? config.server.port,
     });
+    const started = await eventStore.append(SYSTEM_STREAM, [systemEvent('system.started')]);
+    const head = await eventStore.headPosition();
+    logger.info(
+      {
+        version: packageVersion(),
+        address: platform.address,
+        eventStore: eventStore.kind,
+        dataDir: config.eventStore.kind === 'lmdb' ? config.dataDir : undefined,
+        head: head && formatPosition(head),
+        ...(platform.writeKey.generated ? { localWriteKey: platform.writeKey.value } : {}),
+      },
+      'Tandem is running (Ctrl-C to stop)',
+    );
+    for await (const event of eventStore.subscribeAll({
+      from: started.position,
+      signal: controller.signal,
+    })) {
+      logger.debug(
+        {
+          position: formatPosition(event.position),
+          stream: event.stream,
+          type: event.type,
+          id: event.id,
+        },
+        'event appended',
+      );
+    }
+    await platform.close();
+    await eventStore.append(SYSTEM_STREAM, [systemEvent('system.stopped')]);
+  } finally {
+    await runtime.close();
+  }
+  logger.info('stopped');
+}
+
+function port(text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 0 || value > 65_535)
+    throw new InvalidArgumentError(`--port must be 0..65535, got "${text}"`);
+  return value;
 }
 
 function systemEvent(type: string) {

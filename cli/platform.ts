@@ -1,0 +1,95 @@
+/**
+ * Wires the parts of the running platform: the ingest pipeline with its key
+ * store, suppression list and secrets, and the HTTP app. The composition
+ * root for `tandem serve` and `tandem start`.
+ */
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
+import { createIngestor } from '../ingest/ingestor.js';
+import { staticWriteKeys } from '../ingest/write-keys.js';
+import { IdentifierHasher } from '../privacy/identifiers.js';
+import { openLmdbKeyStore } from '../privacy/keystore.lmdb.js';
+import { loadSecret } from '../privacy/secrets.js';
+import { openLmdbSuppressionList } from '../privacy/suppression.lmdb.js';
+import { buildApp } from '../query-api/app.js';
+import type { Runtime } from './runtime.js';
+
+export interface Platform {
+  readonly app: FastifyInstance;
+  /** The URL the server listens on. */
+  readonly address: string;
+  /** The bootstrap write key, and whether it was generated on this start (local use only). */
+  readonly writeKey: { readonly value: string; readonly generated: boolean };
+  /** Stops accepting requests, finishes those in flight, closes the stores the platform opened. */
+  close(): Promise<void>;
+}
+
+/** Opens the ingest side and starts the HTTP server on the configured address. */
+export async function startPlatform(
+  runtime: Runtime,
+  listen: { host: string; port: number },
+): Promise<Platform> {
+  const { config, logger, eventStore } = runtime;
+  const { secrets } = config;
+  const master = await loadSecret({
+    variable: 'TANDEM_MASTER_KEY',
+    value: secrets.masterKey,
+    file: join(secrets.directory, 'master.key'),
+  });
+  const hashing = await loadSecret({
+    variable: 'TANDEM_HASH_SECRET',
+    value: secrets.hashSecret,
+    file: join(secrets.directory, 'hash.secret'),
+  });
+  const writeKey = secrets.writeKey
+    ? { value: secrets.writeKey, generated: false }
+    : await loadSecret({
+        variable: 'TANDEM_WRITE_KEY',
+        value: undefined,
+        file: join(secrets.directory, 'write.key'),
+      }).then(({ secret, generated }) => ({
+        value: `wk_${secret.toString('base64url')}`,
+        generated,
+      }));
+  for (const [name, loaded] of [
+    ['master key', master],
+    ['hash secret', hashing],
+  ] as const) {
+    if (loaded.generated)
+      logger.warn(
+        { directory: secrets.directory },
+        `generated a ${name} for this data directory; set it in the environment for production`,
+      );
+  }
+  const keyStore = await openLmdbKeyStore({
+    path: join(config.dataDir, 'keystore'),
+    masterKey: master.secret,
+  });
+  const suppression = await openLmdbSuppressionList({ path: join(config.dataDir, 'suppression') });
+  const metrics = new Registry();
+  const ingestor = createIngestor({
+    eventStore,
+    keyStore,
+    suppression,
+    hasher: new IdentifierHasher(hashing.secret),
+    normalise: { defaultCountryCode: config.defaultPhoneCountryCode },
+    metrics,
+  });
+  const app = await buildApp({
+    ingestor,
+    writeKeys: staticWriteKeys([{ key: writeKey.value, sourceId: 'default' }]),
+    metrics,
+    logger,
+  });
+  const address = await app.listen({ host: listen.host, port: listen.port });
+  return {
+    app,
+    address,
+    writeKey,
+    close: async () => {
+      await app.close();
+      await Promise.all([keyStore.close(), suppression.close()]);
+    },
+  };
+}
