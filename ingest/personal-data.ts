@@ -85,7 +85,7 @@ function scrub(
   personal: Record<string, unknown>,
   keys: ReadonlySet<string>,
 ): unknown {
-  if (typeof field === 'string' && EMAIL_LIKE.test(field)) {
+  if (typeof field === 'string' && field.includes('@') && EMAIL_LIKE.test(field)) {
     personal[path] = field;
     return REMOVED;
   }

@@ -60,17 +60,32 @@ function normalisePhone(value: string, defaultCountryCode: string | undefined): 
     : { ok: false, reason: 'is not a valid international phone number' };
 }
 
-/** Keyed hashes of normalised identifiers (HMAC-SHA-256, base64url). */
+/**
+ * Keyed hashes of normalised identifiers (HMAC-SHA-256, base64url). Recent
+ * results are remembered: a device's id recurs in every call of its batch.
+ */
 export class IdentifierHasher {
-  constructor(private readonly secret: Buffer) {
+  private readonly recent = new Map<string, Identifier>();
+
+  constructor(
+    private readonly secret: Buffer,
+    private readonly cacheSize = 50_000,
+  ) {
     if (secret.length < 32) throw new Error('the hash secret must be at least 32 bytes');
   }
 
   /** The hash of an already normalised value; the type is part of the input, so equal values of two types differ. */
   hash(type: string, normalised: string): Identifier {
-    const hash = createHmac('sha256', this.secret)
-      .update(`${type}\u0000${normalised}`)
-      .digest('base64url');
-    return { type, hash };
+    const input = `${type}\u0000${normalised}`;
+    const known = this.recent.get(input);
+    if (known) return known;
+    const identifier = {
+      type,
+      hash: createHmac('sha256', this.secret).update(input).digest('base64url'),
+    };
+    // A full cache starts over: simpler than LRU, and the next batch refills what it needs.
+    if (this.recent.size >= this.cacheSize) this.recent.clear();
+    this.recent.set(input, identifier);
+    return identifier;
   }
 }
