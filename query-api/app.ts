@@ -9,6 +9,7 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Ingestor } from '../ingest/ingestor.js';
+import { posRoutes } from '../ingest/routes/pos.routes.js';
 import { MAX_BATCH_BYTES, trackingRoutes } from '../ingest/routes/tracking.routes.js';
 import type { WriteKeys } from '../ingest/write-keys.js';
 import { installErrorHandler } from './errors.js';
@@ -33,7 +34,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandler(app);
-  installJsonBody(app, MAX_BATCH_BYTES);
+  installJsonBody(app);
   // Browsers send tracking calls from the shop's own pages, on any origin.
   await app.register(cors, {
     origin: true,
@@ -45,5 +46,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.type(deps.metrics.contentType).send(await deps.metrics.metrics()),
   );
   await app.register(trackingRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
+  await app.register(posRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
   return app;
 }

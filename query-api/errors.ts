@@ -44,14 +44,9 @@ export function installErrorHandler(app: FastifyInstance): void {
       return reply.status(STATUS[error.code] ?? 400).send(body(error.code, error.message, issues));
     }
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply
-        .status(400)
-        .send(
-          body(
-            ErrorCodes.PAYLOAD_TOO_LARGE,
-            'the request body is larger than the 500 KB a batch may be',
-          ),
-        );
+      const limit = Math.round((request.routeOptions.bodyLimit ?? 0) / 1024);
+      const message = `the request body is larger than the ${limit} KB this endpoint takes`;
+      return reply.status(400).send(body(ErrorCodes.PAYLOAD_TOO_LARGE, message));
     }
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       return reply

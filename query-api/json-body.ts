@@ -11,8 +11,8 @@ import { ErrorCodes, TandemError } from '../schemas/errors.js';
 
 export const MAX_JSON_DEPTH = 64;
 
-/** Installs the gzip decoder and the JSON parser on an app. */
-export function installJsonBody(app: FastifyInstance, bodyLimit: number): void {
+/** Installs the gzip decoder and the JSON parser on an app; each route's `bodyLimit` caps the decoded size. */
+export function installJsonBody(app: FastifyInstance): void {
   app.addHook('preParsing', async (request: FastifyRequest, _reply, payload) => {
     const encoding = request.headers['content-encoding'];
     if (encoding === undefined || encoding === 'identity') return payload;
@@ -29,7 +29,7 @@ export function installJsonBody(app: FastifyInstance, bodyLimit: number): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(
     ['application/json', 'text/plain'],
-    { parseAs: 'buffer', bodyLimit },
+    { parseAs: 'buffer' },
     (_request, body, done) => {
       try {
         done(null, parseJson(body as Buffer));

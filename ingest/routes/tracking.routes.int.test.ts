@@ -1,62 +1,30 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventStore } from '../../eventstore/event-store.js';
-import { openLmdbEventStore } from '../../eventstore/event-store.lmdb.js';
 import { collect } from '../../eventstore/testing/helpers.js';
 import { aBatch, aShopper } from '../../fixtures/builders.js';
-import { IdentifierHasher } from '../../privacy/identifiers.js';
-import type { KeyStore } from '../../privacy/keystore.js';
-import { openLmdbKeyStore } from '../../privacy/keystore.lmdb.js';
-import type { SuppressionList } from '../../privacy/suppression.js';
-import { openLmdbSuppressionList } from '../../privacy/suppression.lmdb.js';
-import { buildApp } from '../../query-api/app.js';
-import { createIngestor } from '../ingestor.js';
-import { staticWriteKeys } from '../write-keys.js';
+import {
+  BASIC_AUTH,
+  openTestIngestApp,
+  TEST_WRITE_KEY,
+  type TestIngestApp,
+} from '../testing/ingest-app.js';
 import { trackingRoutes } from './tracking.routes.js';
 
-const WRITE_KEY = 'wk_test_123';
-const basic = `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}`;
-const json = { 'content-type': 'application/json', authorization: basic };
+const json = { 'content-type': 'application/json', authorization: BASIC_AUTH };
 
 describe(trackingRoutes.name, () => {
-  let dir: string;
-  let eventStore: EventStore;
-  let keyStore: KeyStore;
-  let suppression: SuppressionList;
+  let testApp: TestIngestApp;
   let app: FastifyInstance;
+  let eventStore: EventStore;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'tandem-http-'));
-    eventStore = await openLmdbEventStore({ path: join(dir, 'eventstore') });
-    keyStore = await openLmdbKeyStore({ path: join(dir, 'keys'), masterKey: randomBytes(32) });
-    suppression = await openLmdbSuppressionList({ path: join(dir, 'suppression') });
-    const metrics = new Registry();
-    const ingestor = createIngestor({
-      eventStore,
-      keyStore,
-      suppression,
-      hasher: new IdentifierHasher(randomBytes(32)),
-      normalise: { defaultCountryCode: '+86' },
-      metrics,
-    });
-    app = await buildApp({
-      ingestor,
-      writeKeys: staticWriteKeys([{ key: WRITE_KEY, sourceId: 'web-shop' }]),
-      metrics,
-    });
+    testApp = await openTestIngestApp();
+    ({ app, eventStore } = testApp);
   });
-  afterAll(async () => {
-    await app.close();
-    await Promise.all([eventStore.close(), keyStore.close(), suppression.close()]);
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => testApp.close());
 
   const count = async () => (await collect(eventStore.readAll())).length;
   const ana = aShopper('http-ana')
@@ -98,7 +66,7 @@ describe(trackingRoutes.name, () => {
       const response = await app.inject({
         method: 'POST',
         url: `/v1/${type}`,
-        payload: { ...body, writeKey: WRITE_KEY },
+        payload: { ...body, writeKey: TEST_WRITE_KEY },
       });
       expect(response.statusCode, `${type}: ${response.body}`).toBe(200);
     }

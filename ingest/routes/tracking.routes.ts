@@ -22,6 +22,7 @@ import {
 } from '../../schemas/segment.js';
 import type { Ingestor } from '../ingestor.js';
 import type { WriteKeys } from '../write-keys.js';
+import { authenticateWriteKey } from './write-key.auth.js';
 
 export const MAX_CALL_BYTES = 32 * 1024;
 export const MAX_BATCH_BYTES = 500 * 1024;
@@ -47,19 +48,7 @@ export const trackingRoutes: FastifyPluginAsync<TrackingRoutesOptions> = async (
 ) => {
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const sourceOf = (request: FastifyRequest, call: SegmentCall | undefined): Source => {
-    const body = request.body as { writeKey?: unknown } | undefined;
-    const key =
-      basicUser(request.headers.authorization) ??
-      (typeof body?.writeKey === 'string' ? body.writeKey : undefined);
-    const found = key === undefined ? undefined : writeKeys.resolve(key);
-    if (!found) {
-      throw new TandemError(
-        ErrorCodes.UNAUTHORIZED,
-        key === undefined
-          ? 'no write key: send it as the Basic auth user name or as writeKey'
-          : 'unknown write key',
-      );
-    }
+    const found = authenticateWriteKey(request, writeKeys);
     const library = (call?.context?.library as { name?: string } | undefined)?.name ?? '';
     const isApp = call?.context?.app !== undefined || APP_LIBRARIES.test(library);
     return { kind: isApp ? 'app' : 'web', id: found.sourceId };
@@ -132,12 +121,4 @@ function bytes(value: unknown): number {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-/** The user name of a Basic Authorization header, or undefined when there is none. */
-function basicUser(header: string | undefined): string | undefined {
-  if (!header?.startsWith('Basic ')) return undefined;
-  const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
-  const user = decoded.split(':')[0];
-  return user ? user : undefined;
 }
