@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { ErrorCodes, isTandemError } from '../schemas/errors.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerGenerateCommand } from './commands/generate.js';
+import { registerImportCommand } from './commands/import.js';
 import { registerLogCommands } from './commands/log.js';
 import { registerServeCommands } from './commands/start.js';
 import { packageVersion } from './version.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerServeCommands(program);
   registerLogCommands(program);
   registerGenerateCommand(program);
+  registerImportCommand(program);
   registerBenchCommand(program);
   return program;
 }

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
-import { createIngestor } from '../ingest/ingestor.js';
+import { createIngestor, type Ingestor } from '../ingest/ingestor.js';
 import { staticWriteKeys } from '../ingest/write-keys.js';
 import { IdentifierHasher } from '../privacy/identifiers.js';
 import { openLmdbKeyStore } from '../privacy/keystore.lmdb.js';
@@ -25,11 +25,15 @@ export interface Platform {
   close(): Promise<void>;
 }
 
-/** Opens the ingest side and starts the HTTP server on the configured address. */
-export async function startPlatform(
-  runtime: Runtime,
-  listen: { host: string; port: number },
-): Promise<Platform> {
+export interface IngestSide {
+  readonly ingestor: Ingestor;
+  readonly metrics: Registry;
+  readonly writeKey: { readonly value: string; readonly generated: boolean };
+  close(): Promise<void>;
+}
+
+/** Opens what ingest needs beside the log: secrets, key store, suppression list. */
+export async function openIngest(runtime: Runtime): Promise<IngestSide> {
   const { config, logger, eventStore } = runtime;
   const { secrets } = config;
   const master = await loadSecret({
@@ -76,20 +80,37 @@ export async function startPlatform(
     normalise: { defaultCountryCode: config.defaultPhoneCountryCode },
     metrics,
   });
-  const app = await buildApp({
+  return {
     ingestor,
-    writeKeys: staticWriteKeys([{ key: writeKey.value, sourceId: 'default' }]),
     metrics,
-    logger,
+    writeKey,
+    close: async () => {
+      await Promise.all([keyStore.close(), suppression.close()]);
+    },
+  };
+}
+
+/** Opens the ingest side and starts the HTTP server on the configured address. */
+export async function startPlatform(
+  runtime: Runtime,
+  listen: { host: string; port: number },
+): Promise<Platform> {
+  const ingest = await openIngest(runtime);
+  const writeKeys = staticWriteKeys([{ key: ingest.writeKey.value, sourceId: 'default' }]);
+  const app = await buildApp({
+    ingestor: ingest.ingestor,
+    writeKeys,
+    metrics: ingest.metrics,
+    logger: runtime.logger,
   });
   const address = await app.listen({ host: listen.host, port: listen.port });
   return {
     app,
     address,
-    writeKey,
+    writeKey: ingest.writeKey,
     close: async () => {
       await app.close();
-      await Promise.all([keyStore.close(), suppression.close()]);
+      await ingest.close();
     },
   };
 }

@@ -3,7 +3,7 @@
  * temp data directory, signals to stop it.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -109,6 +109,49 @@ describe('tandem CLI', () => {
       .filter((event) => event.type === 'track');
     expect(tracked.map((event) => event.data.data?.event)).toEqual(['Product Viewed']);
     expect(stdout).not.toContain('e2e-device');
+  });
+
+  it('import loads a generated POS file into the log, and refuses a bad one in strict mode', async () => {
+    const out = join(dataDir, 'gen-import');
+    await tandem(
+      'generate',
+      '--shoppers',
+      '40',
+      '--stores',
+      '2',
+      '--days',
+      '20',
+      '--seed',
+      '3',
+      '--out',
+      out,
+    );
+    const manifest = JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8')) as {
+      counts: { receipts: number };
+    };
+    const { stdout } = await tandem('import', join(out, 'pos', 'receipts.csv'));
+    expect(JSON.parse(stdout)).toMatchObject({
+      mode: 'strict',
+      accepted: manifest.counts.receipts,
+      rejected: 0,
+    });
+    const log = (await tandem('log', 'read')).stdout.trim().split('\n');
+    expect(log.filter((line) => line.includes('"type":"pos.receipt"'))).toHaveLength(
+      manifest.counts.receipts,
+    );
+
+    const bad = join(dataDir, 'bad.ndjson');
+    await writeFile(bad, '{"receiptId":"x"}\n');
+    const failure = await tandem('import', bad).then(
+      () => undefined,
+      (error: { code: number; stdout: string }) => error,
+    );
+    expect(failure?.code).toBe(1);
+    expect(JSON.parse(failure?.stdout ?? '{}')).toMatchObject({
+      accepted: 0,
+      rejected: 1,
+      errors: expect.arrayContaining([expect.objectContaining({ line: 1, path: 'storeId' })]),
+    });
   });
 
   it('prints its version and help', async () => {

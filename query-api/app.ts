@@ -9,6 +9,7 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Ingestor } from '../ingest/ingestor.js';
+import { importRoutes } from '../ingest/routes/imports.routes.js';
 import { posRoutes } from '../ingest/routes/pos.routes.js';
 import { MAX_BATCH_BYTES, trackingRoutes } from '../ingest/routes/tracking.routes.js';
 import type { WriteKeys } from '../ingest/write-keys.js';
@@ -47,5 +48,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   );
   await app.register(trackingRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
   await app.register(posRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
+  await app.register(importRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
   return app;
 }

@@ -6,12 +6,7 @@
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { type ErrorCode, ErrorCodes, isTandemError } from '../schemas/errors.js';
-
-export interface FieldIssue {
-  readonly path: string;
-  readonly message: string;
-}
+import { type ErrorCode, ErrorCodes, type FieldIssue, isTandemError } from '../schemas/errors.js';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.VALIDATION]: 400,

@@ -32,6 +32,12 @@ export const ErrorCodes = {
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
+/** One bad field of an input: its path from the input's root (`batch.1.event`) and what is wrong. */
+export interface FieldIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
 /** Base class of every expected Tandem failure: a stable code, a message, structured details. */
 export class TandemError extends Error {
   readonly code: ErrorCode;
