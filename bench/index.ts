@@ -1,4 +1,5 @@
 import { runEventStoreBench } from './eventstore.bench.js';
+import { runIngestBench } from './ingest.bench.js';
 import type { BenchOptions } from './report.js';
 
 /** Every benchmark, by the name `npm run bench -- NAME` takes. Each returns its printed report. */
@@ -9,5 +10,10 @@ export const BENCHMARKS: Readonly<
     summary:
       'append (batches of 1, 100, 1000) and readAll rates of the LMDB event store vs bare LMDB',
     run: runEventStoreBench,
+  },
+  ingest: {
+    summary:
+      'HTTP /v1/batch load (100 events a request) against tandem serve vs raw event-store appends',
+    run: runIngestBench,
   },
 };
