@@ -232,19 +232,14 @@ describe('tandem CLI', () => {
 
   it('generate writes a dataset and reports its counts; the same seed gives the same files', async () => {
     const out = join(dataDir, 'gen');
-    const { stdout } = await tandem(
-      'generate',
-      '--shoppers',
-      '60',
-      '--stores',
-      '3',
-      '--days',
-      '20',
-      '--seed',
-      '5',
-      '--out',
-      out,
-    );
+    const generate = (into: string) =>
+      tandem(
+        'generate',
+        ...['--shoppers', '60', '--stores', '3', '--days', '20', '--seed', '5'],
+        '--out',
+        into,
+      );
+    const { stdout } = await generate(out);
     expect(stdout).toMatch(/shoppers 60 in \d+ households; 3 stores; 2000 products/);
     expect(stdout).toMatch(/POS receipts \d+ with \d+ lines/);
     const manifest = JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8')) as {
@@ -253,19 +248,7 @@ describe('tandem CLI', () => {
     const clickstream = await readFile(join(out, 'clickstream.ndjson'), 'utf8');
     expect(clickstream.trimEnd().split('\n')).toHaveLength(manifest.counts.batches);
 
-    await tandem(
-      'generate',
-      '--shoppers',
-      '60',
-      '--stores',
-      '3',
-      '--days',
-      '20',
-      '--seed',
-      '5',
-      '--out',
-      join(dataDir, 'again'),
-    );
+    await generate(join(dataDir, 'again'));
     expect(await readFile(join(dataDir, 'again', 'clickstream.ndjson'), 'utf8')).toBe(clickstream);
     await expect(tandem('generate', '--shoppers', 'many', '--out', out)).rejects.toMatchObject({
       stderr: expect.stringContaining('--shoppers must be a non-negative integer'),

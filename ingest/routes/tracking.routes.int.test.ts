@@ -26,6 +26,8 @@ describe(trackingRoutes.name, () => {
   });
   afterAll(() => testApp.close());
 
+  const postBatch = (payload: string | Buffer | object) =>
+    app.inject({ method: 'POST', url: '/v1/batch', headers: json, payload });
   const count = async () => (await collect(eventStore.readAll())).length;
   const ana = aShopper('http-ana')
     .withAccount()
@@ -205,12 +207,7 @@ describe(trackingRoutes.name, () => {
     for (const [name, payload, expected] of cases) {
       it(name, async () => {
         const before = await count();
-        const response = await app.inject({
-          method: 'POST',
-          url: '/v1/batch',
-          headers: json,
-          payload,
-        });
+        const response = await postBatch(payload);
         expect(response.statusCode, response.body).toBe(400);
         const error = response.json().error as { message: string; issues?: { path: string }[] };
         if (expected instanceof RegExp) expect(error.message).toMatch(expected);
@@ -241,12 +238,7 @@ describe(trackingRoutes.name, () => {
     await fc.assert(
       fc.asyncProperty(junk, async (payload) => {
         const before = await count();
-        const response = await app.inject({
-          method: 'POST',
-          url: '/v1/batch',
-          headers: json,
-          payload,
-        });
+        const response = await postBatch(payload);
         statuses.add(response.statusCode);
         if (response.statusCode === 200) return true;
         return (
