@@ -15,16 +15,6 @@ export interface PendingFact {
   readonly subject: Identifier | undefined;
 }
 
-/** The outcome of an ingest step: carry on, drop quietly (counted), or reject with a reason and a path. */
-export type StepResult<T> =
-  | { readonly kind: 'ok'; readonly value: T }
-  | { readonly kind: 'drop'; readonly reason: string }
-  | {
-      readonly kind: 'reject';
-      readonly reason: string;
-      readonly path: readonly (string | number)[];
-    };
-
 /** The stream a fact goes to: one per identifier, so one person's raw events are found by identifier. */
 export function streamFor(fact: PendingFact): string {
   return fact.subject
