@@ -170,9 +170,14 @@ describe('tandem CLI', () => {
 
     // A second platform process on the same files: the first one sees its start in the log.
     const second = await startPlatform();
+    // Generous: the wake-up is a file watch, and CI machines can be slow to deliver it.
     await expect
-      .poll(() =>
-        first.lines.some((line) => line.msg === 'event appended' && line.type === 'system.started'),
+      .poll(
+        () =>
+          first.lines.some(
+            (line) => line.msg === 'event appended' && line.type === 'system.started',
+          ),
+        { timeout: 10_000 },
       )
       .toBe(true);
 
