@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Envelope, Source } from '../schemas/envelope.js';
 import type { Identifier } from '../schemas/identifier.js';
 
@@ -28,9 +28,7 @@ export function streamFor(fact: PendingFact): string {
  * event and the store's idempotency keeps it once.
  */
 export function eventIdFor(source: Source, senderId: string): string {
-  const hex = createHash('sha256')
-    .update(`${source.kind}\u0000${source.id}\u0000${senderId}`)
-    .digest('hex');
+  const hex = hash('sha256', `${source.kind}\u0000${source.id}\u0000${senderId}`, 'hex');
   const variant = ((Number.parseInt(hex[16] as string, 16) & 0x3) | 0x8).toString(16);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }

@@ -62,42 +62,44 @@ export function normaliseCall(call: SegmentCall, context: CallContext): PendingF
   add('email', identifyingTraits.email);
   add('phone', identifyingTraits.phone);
 
-  const personal: Record<string, unknown> = {
-    ...traits.personal,
-    ...traitsInContext.personal,
-    ...properties.personal,
-    ...rest.personal,
-    ...(call.anonymousId === undefined ? {} : { anonymousId: call.anonymousId }),
-    ...(call.userId === undefined ? {} : { userId: call.userId }),
-    ...(call.type === 'alias' ? { previousId: call.previousId } : {}),
-    ...(ip === undefined ? {} : { 'context.ip': ip }),
-    ...(location === undefined ? {} : { 'context.location': location }),
-  };
-  const occurredAt = correctedTime(call, context);
+  const personal: Record<string, unknown> = Object.assign(
+    {},
+    traits.personal,
+    traitsInContext.personal,
+    properties.personal,
+    rest.personal,
+  );
+  if (call.anonymousId !== undefined) personal.anonymousId = call.anonymousId;
+  if (call.userId !== undefined) personal.userId = call.userId;
+  if (call.type === 'alias') personal.previousId = call.previousId;
+  if (ip !== undefined) personal['context.ip'] = ip;
+  if (location !== undefined) personal['context.location'] = location;
+
+  // Built field by field: no undefined holes, so LMDB and KurrentDB store the same JSON.
+  const data: Record<string, unknown> = { channel: 'online' };
+  if (call.messageId !== undefined) data.messageId = call.messageId;
+  if (call.type === 'track') data.event = call.event;
+  if ((call.type === 'page' || call.type === 'screen') && call.name !== undefined)
+    data.name = call.name;
+  if (call.type === 'page' && call.category !== undefined) data.category = call.category;
+  if (call.type === 'group') data.groupId = call.groupId;
+  if (properties.clean !== undefined) data.properties = properties.clean;
+  if (traits.clean !== undefined) data.traits = traits.clean;
+  data.context = traitsInContext.clean
+    ? { ...rest.clean, traits: traitsInContext.clean }
+    : (rest.clean ?? {});
+  if (call.timestamp !== undefined) data.clientTimestamp = call.timestamp;
+
   return {
     envelope: {
       id: call.messageId ? eventIdFor(context.source, call.messageId) : randomUUID(),
       type: call.type,
       v: 1,
       source: context.source,
-      occurredAt,
+      occurredAt: correctedTime(call, context),
       receivedAt,
       identifiers: [...identifiers.values()],
-      data: compact({
-        channel: 'online',
-        messageId: call.messageId,
-        event: call.type === 'track' ? call.event : undefined,
-        name: call.type === 'page' || call.type === 'screen' ? call.name : undefined,
-        category: call.type === 'page' ? call.category : undefined,
-        groupId: call.type === 'group' ? call.groupId : undefined,
-        properties: properties.clean,
-        traits: traits.clean,
-        context: {
-          ...rest.clean,
-          ...(traitsInContext.clean ? { traits: traitsInContext.clean } : {}),
-        },
-        clientTimestamp: call.timestamp,
-      }),
+      data,
     } as PendingFact['envelope'],
     pii: Object.keys(personal).length > 0 ? personal : undefined,
     subject: device ?? account,
@@ -119,9 +121,4 @@ export function correctedTime(
   const at =
     Date.parse(timestamp) + (sentAt === undefined ? 0 : context.receivedAt - Date.parse(sentAt));
   return new Date(at).toISOString();
-}
-
-/** Drops undefined fields, so the stored JSON has no holes (and LMDB and KurrentDB store the same thing). */
-function compact(value: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined));
 }
