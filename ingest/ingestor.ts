@@ -117,15 +117,22 @@ async function ingest(
   const suppressed = facts.length - kept.length;
   if (suppressed > 0) metrics.suppressed.inc({ source: sourceKind }, suppressed);
 
+  const streams = kept.map(streamFor);
+  // All the request's data keys at once: new ones are created in one key-store commit, not one each.
+  const needKeys = [...new Set(streams.filter((_, i) => kept[i]?.pii !== undefined))];
+  const keys = new Map(
+    await Promise.all(
+      needKeys.map(async (stream) => [stream, await deps.keyStore.keyFor(stream)] as const),
+    ),
+  );
   const byStream = new Map<string, EventData[]>();
-  for (const fact of kept) {
-    const stream = streamFor(fact);
-    const envelope: Envelope = fact.pii
-      ? {
-          ...fact.envelope,
-          pii: seal(fact.pii, await deps.keyStore.keyFor(stream), fact.envelope.id),
-        }
-      : fact.envelope;
+  for (const [i, fact] of kept.entries()) {
+    const stream = streams[i] as string;
+    const key = keys.get(stream);
+    const envelope: Envelope =
+      fact.pii && key
+        ? { ...fact.envelope, pii: seal(fact.pii, key, fact.envelope.id) }
+        : fact.envelope;
     const events = byStream.get(stream) ?? [];
     events.push({
       id: envelope.id,

@@ -16,8 +16,8 @@ interface ServeOptions {
 
 /**
  * `tandem serve` (and `tandem start`, what `npm start` runs): opens the
- * configured stores, serves the HTTP API, records the start in the log and
- * follows it (each appended event at debug level), until SIGINT or SIGTERM:
+ * configured stores, serves the HTTP API, records the start in the log and,
+ * at debug level, logs each appended event, until SIGINT or SIGTERM:
  * then it stops accepting requests, finishes those in flight, records the
  * stop and closes the stores.
  */
@@ -69,18 +69,21 @@ async function runPlatform(options: ServeOptions): Promise<void> {
       },
       'Tandem is running (Ctrl-C to stop)',
     );
-    for await (const event of eventStore.subscribeAll({
-      from: started.position,
-      signal: controller.signal,
-    })) {
-      logger.debug(
-        {
-          position: formatPosition(event.position),
-          stream: event.stream,
-          type: event.type,
-          id: event.id,
-        },
-        'event appended',
+    if (logger.isLevelEnabled('debug')) {
+      // Following the log decodes every event: only worth it when someone reads the lines.
+      for await (const event of eventStore.subscribeAll({
+        from: started.position,
+        signal: controller.signal,
+      })) {
+        const { stream, type, id } = event;
+        logger.debug(
+          { position: formatPosition(event.position), stream, type, id },
+          'event appended',
+        );
+      }
+    } else {
+      await new Promise((resolve) =>
+        controller.signal.addEventListener('abort', resolve, { once: true }),
       );
     }
     await platform.close();
