@@ -1,4 +1,9 @@
 import { hash } from 'node:crypto';
+import {
+  type IdentifierHasher,
+  type NormaliseOptions,
+  normaliseIdentifier,
+} from '../privacy/identifiers.js';
 import type { Envelope, Source } from '../schemas/envelope.js';
 import type { Identifier } from '../schemas/identifier.js';
 
@@ -31,4 +36,26 @@ export function eventIdFor(source: Source, senderId: string): string {
   const hex = hash('sha256', `${source.kind}\u0000${source.id}\u0000${senderId}`, 'hex');
   const variant = ((Number.parseInt(hex[16] as string, 16) & 0x3) | 0x8).toString(16);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/**
+ * Collects a fact's identifiers: each raw value normalised and hashed, kept
+ * once; values that do not normalise (blank, not an email…) are skipped.
+ */
+export function identifierCollector(hasher: IdentifierHasher, options: NormaliseOptions) {
+  const found = new Map<string, Identifier>();
+  return {
+    /** Adds a raw value of a type; returns its identifier, or undefined when it is none. */
+    add(type: string, raw: unknown): Identifier | undefined {
+      if (typeof raw !== 'string') return undefined;
+      const normalised = normaliseIdentifier(type, raw, options);
+      if (!normalised.ok) return undefined;
+      const identifier = hasher.hash(type, normalised.value);
+      found.set(`${type}:${identifier.hash}`, identifier);
+      return identifier;
+    },
+    get all(): Identifier[] {
+      return [...found.values()];
+    },
+  };
 }

@@ -4,15 +4,10 @@
  * the basket, totals and consent stay readable for analytics.
  */
 
-import {
-  type IdentifierHasher,
-  type NormaliseOptions,
-  normaliseIdentifier,
-} from '../privacy/identifiers.js';
+import type { IdentifierHasher, NormaliseOptions } from '../privacy/identifiers.js';
 import type { Source } from '../schemas/envelope.js';
-import type { Identifier } from '../schemas/identifier.js';
 import type { PosReceipt } from '../schemas/pos.js';
-import { eventIdFor, type PendingFact } from './fact.js';
+import { eventIdFor, identifierCollector, type PendingFact } from './fact.js';
 
 export interface ReceiptContext {
   readonly receivedAt: number;
@@ -25,16 +20,8 @@ export interface ReceiptContext {
 /** One receipt as a pending fact. Its subject is the member card, else the phone, else the first payment token. */
 export function normaliseReceipt(receipt: PosReceipt, context: ReceiptContext): PendingFact {
   const source: Source = { kind: 'pos', id: context.sourceId, storeId: receipt.storeId };
-  const identifiers: Identifier[] = [];
-  const add = (type: string, raw: string | undefined) => {
-    if (raw === undefined) return undefined;
-    const normalised = normaliseIdentifier(type, raw, context.normalise);
-    if (!normalised.ok) return undefined;
-    const identifier = context.hasher.hash(type, normalised.value);
-    if (!identifiers.some((known) => known.type === type && known.hash === identifier.hash))
-      identifiers.push(identifier);
-    return identifier;
-  };
+  const identifiers = identifierCollector(context.hasher, context.normalise);
+  const add = identifiers.add;
   const member = add('member_id', receipt.memberId);
   const phone = add('phone', receipt.phone);
   const tokens = receipt.tenders.map((tender) =>
@@ -61,7 +48,7 @@ export function normaliseReceipt(receipt: PosReceipt, context: ReceiptContext): 
       source,
       occurredAt: new Date(Date.parse(receipt.occurredAt)).toISOString(),
       receivedAt: new Date(context.receivedAt).toISOString(),
-      identifiers,
+      identifiers: identifiers.all,
       data: {
         channel: 'offline',
         receiptId: receipt.receiptId,

@@ -4,15 +4,10 @@
  * person go to the personal block, sealed before the append.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  type IdentifierHasher,
-  type NormaliseOptions,
-  normaliseIdentifier,
-} from '../privacy/identifiers.js';
+import type { IdentifierHasher, NormaliseOptions } from '../privacy/identifiers.js';
 import type { Source } from '../schemas/envelope.js';
-import type { Identifier } from '../schemas/identifier.js';
 import type { SegmentCall } from '../schemas/segment.js';
-import { eventIdFor, type PendingFact } from './fact.js';
+import { eventIdFor, identifierCollector, type PendingFact } from './fact.js';
 import { splitPersonalData } from './personal-data.js';
 
 export interface CallContext {
@@ -30,15 +25,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** One call as a pending fact. Its subject is the device (anonymousId), else the account (userId). */
 export function normaliseCall(call: SegmentCall, context: CallContext): PendingFact {
   const receivedAt = new Date(context.receivedAt).toISOString();
-  const identifiers = new Map<string, Identifier>();
-  const add = (type: string, raw: unknown) => {
-    if (typeof raw !== 'string') return undefined;
-    const normalised = normaliseIdentifier(type, raw, context.normalise);
-    if (!normalised.ok) return undefined;
-    const identifier = context.hasher.hash(type, normalised.value);
-    identifiers.set(`${type}:${identifier.hash}`, identifier);
-    return identifier;
-  };
+  const identifiers = identifierCollector(context.hasher, context.normalise);
+  const add = identifiers.add;
   const device = add('anonymous_id', call.anonymousId);
   const account = add('user_id', call.userId);
   if (call.type === 'alias')
@@ -98,7 +86,7 @@ export function normaliseCall(call: SegmentCall, context: CallContext): PendingF
       source: context.source,
       occurredAt: correctedTime(call, context),
       receivedAt,
-      identifiers: [...identifiers.values()],
+      identifiers: identifiers.all,
       data,
     } as PendingFact['envelope'],
     pii: Object.keys(personal).length > 0 ? personal : undefined,
