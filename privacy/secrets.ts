@@ -5,7 +5,7 @@
  * data directory with mode 0600, with a warning, so `npm start` needs no set-up.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ErrorCodes, TandemError } from '../schemas/errors.js';
 
@@ -33,17 +33,22 @@ export async function loadSecret(
   }
   const secret = randomBytes(32);
   await mkdir(dirname(source.file), { recursive: true });
-  // `wx`: never overwrite a secret another process wrote a moment ago.
-  await writeFile(source.file, `${secret.toString('base64url')}\n`, {
-    mode: 0o600,
-    flag: 'wx',
-  }).catch(async (error) => {
+  // Written aside, then linked into place: a process starting at the same moment
+  // sees either no file or the whole secret, and never overwrites one (link fails on EEXIST).
+  const aside = `${source.file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await writeFile(aside, `${secret.toString('base64url')}\n`, { mode: 0o600 });
+  try {
+    await link(aside, source.file);
+  } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  });
-  return {
-    secret: decode((await readFile(source.file, 'utf8')).trim(), source.file),
-    generated: true,
-  };
+    return {
+      secret: decode((await readFile(source.file, 'utf8')).trim(), source.file),
+      generated: false,
+    };
+  } finally {
+    await rm(aside, { force: true });
+  }
+  return { secret, generated: true };
 }
 
 function decode(text: string, where: string): Buffer {
