@@ -16,7 +16,7 @@ import autocannon from 'autocannon';
 import { openLmdbEventStore } from '../eventstore/event-store.lmdb.js';
 import { generateDataset } from '../fixtures/generate.js';
 import type { SegmentCall } from '../schemas/segment.js';
-import { type BenchOptions, formatBenchReport } from './report.js';
+import { type BenchOptions, formatBenchReport, formatRate } from './report.js';
 
 const EVENTS_PER_REQUEST = 100;
 const CONNECTIONS = 16;
@@ -35,6 +35,12 @@ export async function runIngestBench({ scale = 1 }: BenchOptions = {}): Promise<
       const steady = await load(server.address, bodies.map(withFreshIds), {
         overallRate: Math.max(1, Math.round(peak.requestsPerSecond / 2)),
       });
+      const floor = await startChild(
+        'the HTTP floor',
+        [fileURLToPath(new URL('./http-floor.child.js', import.meta.url))],
+        {},
+      );
+      const bare = await load(floor.address, bodies, {}).finally(() => floor.stop());
       const report = formatBenchReport(
         `ingest: POST /v1/batch, ${EVENTS_PER_REQUEST} fixture events a request, ${CONNECTIONS} connections, ${events.toLocaleString('en-US')} events`,
         [{ name: 'events accepted', unit: 'events/s', ours: peak.eventsPerSecond, raw }],
@@ -46,6 +52,8 @@ export async function runIngestBench({ scale = 1 }: BenchOptions = {}): Promise<
         `latency at 50% of peak (${Math.round(peak.requestsPerSecond / 2)} requests/s): p50 ${steady.p50} ms, p99 ${steady.p99} ms (target p99 < 100 ms); non-2xx: ${steady.errors}`,
         'raw = the same calls appended straight into the LMDB event store, 100 a call, 16 in flight: no HTTP,',
         'validation, normalisation or sealing.',
+        `HTTP floor: a bare fastify server that only parses the same bodies takes ${formatRate(bare.eventsPerSecond)} events/s`,
+        `(p50 ${bare.p50} ms) under the same load; ours is ${(peak.eventsPerSecond / bare.eventsPerSecond).toFixed(2)} of it.`,
       ].join('\n');
     } finally {
       await server.stop();
@@ -156,30 +164,41 @@ async function load(
 }
 
 /** `tandem serve` in its own process, so the load generator does not share its core. */
-async function startServer(dataDir: string): Promise<{ address: string; stop(): Promise<void> }> {
+function startServer(dataDir: string): Promise<Child> {
   const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [cli, 'serve', '--port', '0', '--data-dir', dataDir],
+  return startChild(
+    'tandem serve',
+    [...profileFlags(), cli, 'serve', '--port', '0', '--data-dir', dataDir],
     {
-      env: {
-        ...process.env,
-        TANDEM_WRITE_KEY: WRITE_KEY,
-        TANDEM_LOG_FORMAT: 'json',
-        TANDEM_LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      TANDEM_WRITE_KEY: WRITE_KEY,
+      TANDEM_LOG_FORMAT: 'json',
+      TANDEM_LOG_LEVEL: 'info',
     },
   );
+}
+
+interface Child {
+  readonly address: string;
+  stop(): Promise<void>;
+}
+
+/** A Node child that logs its listening address on stderr as JSON; `stop()` sends SIGTERM and waits. */
+async function startChild(
+  name: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<Child> {
+  const child: ChildProcess = spawn(process.execPath, args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   const address = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (line) => {
       const entry = JSON.parse(line) as { msg?: string; address?: string };
       if (entry.address) resolve(entry.address);
     });
-    child.on('exit', (code) =>
-      reject(new Error(`tandem serve exited with ${code} before listening`)),
-    );
+    child.on('exit', (code) => reject(new Error(`${name} exited with ${code} before listening`)));
   });
   return {
     address,
@@ -188,4 +207,10 @@ async function startServer(dataDir: string): Promise<{ address: string; stop(): 
       await exited;
     },
   };
+}
+
+/** `TANDEM_BENCH_PROFILE_DIR=DIR` writes a V8 CPU profile of the server there, for a look at where its time goes. */
+function profileFlags(): string[] {
+  const dir = process.env.TANDEM_BENCH_PROFILE_DIR;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
 }

@@ -66,7 +66,8 @@ export function formatBenchReport(
   return lines.join('\n');
 }
 
-function formatRate(value: number): string {
+/** A rate with thousands separators, rounded. */
+export function formatRate(value: number): string {
   return Math.round(value).toLocaleString('en-US');
 }
 
