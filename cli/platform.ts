@@ -13,6 +13,7 @@ import { openLmdbKeyStore } from '../privacy/keystore.lmdb.js';
 import { loadSecret } from '../privacy/secrets.js';
 import { openLmdbSuppressionList } from '../privacy/suppression.lmdb.js';
 import { buildApp } from '../query-api/app.js';
+import { neverLinkTest } from '../schemas/identity.js';
 import type { Runtime } from './runtime.js';
 
 export interface Platform {
@@ -77,7 +78,10 @@ export async function openIngest(runtime: Runtime): Promise<IngestSide> {
     keyStore,
     suppression,
     hasher: new IdentifierHasher(hashing.secret),
-    normalise: { defaultCountryCode: config.defaultPhoneCountryCode },
+    normalise: {
+      defaultCountryCode: config.defaultPhoneCountryCode,
+      neverLink: neverLinkTest(runtime.identityRules),
+    },
     metrics,
   });
   return {

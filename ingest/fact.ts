@@ -1,4 +1,4 @@
-import { hash } from 'node:crypto';
+import { deterministicEventId } from '../eventstore/append-once.js';
 import {
   type IdentifierHasher,
   type NormaliseOptions,
@@ -33,14 +33,13 @@ export function streamFor(fact: PendingFact): string {
  * event and the store's idempotency keeps it once.
  */
 export function eventIdFor(source: Source, senderId: string): string {
-  const hex = hash('sha256', `${source.kind}\u0000${source.id}\u0000${senderId}`, 'hex');
-  const variant = ((Number.parseInt(hex[16] as string, 16) & 0x3) | 0x8).toString(16);
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+  return deterministicEventId(source.kind, source.id, senderId);
 }
 
 /**
  * Collects a fact's identifiers: each raw value normalised and hashed, kept
- * once; values that do not normalise (blank, not an email…) are skipped.
+ * once; values that do not normalise (blank, not an email…) are skipped,
+ * placeholders the identity rules name are kept but flagged `neverLink`.
  */
 export function identifierCollector(hasher: IdentifierHasher, options: NormaliseOptions) {
   const found = new Map<string, Identifier>();
@@ -50,7 +49,10 @@ export function identifierCollector(hasher: IdentifierHasher, options: Normalise
       if (typeof raw !== 'string') return undefined;
       const normalised = normaliseIdentifier(type, raw, options);
       if (!normalised.ok) return undefined;
-      const identifier = hasher.hash(type, normalised.value);
+      const hashed = hasher.hash(type, normalised.value);
+      const identifier = options.neverLink?.(type, normalised.value)
+        ? { ...hashed, neverLink: true as const }
+        : hashed;
       found.set(`${type}:${identifier.hash}`, identifier);
       return identifier;
     },

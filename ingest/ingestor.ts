@@ -10,12 +10,8 @@
  * and only the missing ones are appended.
  */
 import type { Registry } from 'prom-client';
-import {
-  type EventAppender,
-  type EventData,
-  type EventReader,
-  IdempotencyConflictError,
-} from '../eventstore/event-store.js';
+import { appendOnce } from '../eventstore/append-once.js';
+import type { EventAppender, EventData, EventReader } from '../eventstore/event-store.js';
 import type { IdentifierHasher, NormaliseOptions } from '../privacy/identifiers.js';
 import type { KeyStore } from '../privacy/keystore.js';
 import { seal } from '../privacy/seal.js';
@@ -59,9 +55,6 @@ export interface Ingestor {
     sourceId: string,
   ): Promise<IngestResult>;
 }
-
-/** How far back a composed-differently retry looks for events it already stored. */
-const RETRY_LOOKBACK = 1000;
 
 export function createIngestor(deps: IngestDeps): Ingestor {
   const metrics = createIngestMetrics(deps.metrics);
@@ -146,25 +139,4 @@ async function ingest(
   );
   metrics.accepted.inc({ source: sourceKind }, kept.length);
   return { accepted: kept.length, suppressed };
-}
-
-/** Appends, treating events the stream already holds (from an earlier attempt) as done. */
-async function appendOnce(
-  store: IngestDeps['eventStore'],
-  stream: string,
-  events: EventData[],
-): Promise<void> {
-  try {
-    await store.append(stream, events);
-  } catch (error) {
-    if (!(error instanceof IdempotencyConflictError)) throw error;
-    const stored = new Set<string>();
-    for await (const event of store.readStream(stream, {
-      direction: 'backwards',
-      maxCount: RETRY_LOOKBACK,
-    }))
-      stored.add(event.id);
-    const missing = events.filter((event) => !stored.has(event.id.toLowerCase()));
-    if (missing.length > 0) await store.append(stream, missing);
-  }
 }

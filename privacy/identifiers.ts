@@ -9,6 +9,8 @@ import type { Identifier } from '../schemas/identifier.js';
 export interface NormaliseOptions {
   /** Country calling code for phone numbers written without one, e.g. `+86`. */
   readonly defaultCountryCode?: string | undefined;
+  /** Placeholder values that must never link profiles (the identity rules' `neverLink`). */
+  readonly neverLink?: ((type: string, normalised: string) => boolean) | undefined;
 }
 
 /** Why a raw value is not an identifier; ingest reports it with the field's path. */

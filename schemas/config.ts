@@ -40,6 +40,8 @@ export const EnvSchema = z.object({
   TANDEM_MASTER_KEY: z.string().min(1).optional(),
   /** 32 bytes (base64 or hex) keying identifier hashes; generated into the data directory when unset. */
   TANDEM_HASH_SECRET: z.string().min(1).optional(),
+  /** A JSON file overriding the identity rules (docs/identity.md); the documented defaults when unset. */
+  TANDEM_IDENTITY_RULES: z.string().min(1).optional(),
   /** Country calling code for phone numbers written without one, e.g. `+86`. */
   TANDEM_DEFAULT_PHONE_COUNTRY_CODE: z
     .string()
@@ -77,6 +79,7 @@ export function configSchema(cwd: string) {
         directory: resolve(dataDir, 'secrets'),
       },
       defaultPhoneCountryCode: env.TANDEM_DEFAULT_PHONE_COUNTRY_CODE,
+      identityRulesFile: env.TANDEM_IDENTITY_RULES && resolve(cwd, env.TANDEM_IDENTITY_RULES),
     };
   });
 }

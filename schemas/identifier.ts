@@ -33,5 +33,10 @@ export const IdentifierHash = z
   .string()
   .regex(/^[A-Za-z0-9_-]{43}$/, 'identifier hash must be a base64url HMAC-SHA-256 (43 characters)');
 
-export const Identifier = z.strictObject({ type: IdentifierType, hash: IdentifierHash });
+export const Identifier = z.strictObject({
+  type: IdentifierType,
+  hash: IdentifierHash,
+  /** Set by ingest when the value is a placeholder the identity rules say never links ("guest", "0"). */
+  neverLink: z.literal(true).optional(),
+});
 export type Identifier = z.infer<typeof Identifier>;

@@ -1,0 +1,48 @@
+import { createHash } from 'node:crypto';
+import {
+  type EventAppender,
+  type EventData,
+  type EventReader,
+  IdempotencyConflictError,
+} from './event-store.js';
+
+/** How far back a composed-differently retry looks for events it already stored. */
+const RETRY_LOOKBACK = 1000;
+
+/**
+ * Appends, treating events the stream already holds (from an earlier attempt)
+ * as done. A retry composed exactly like the first attempt is recognised by
+ * the store itself; one composed differently (the store reports an
+ * idempotency conflict) reads the stream's recent events and appends only
+ * the missing ones.
+ */
+export async function appendOnce(
+  store: EventAppender & Pick<EventReader, 'readStream'>,
+  stream: string,
+  events: readonly EventData[],
+): Promise<void> {
+  try {
+    await store.append(stream, events);
+  } catch (error) {
+    if (!(error instanceof IdempotencyConflictError)) throw error;
+    const stored = new Set<string>();
+    for await (const event of store.readStream(stream, {
+      direction: 'backwards',
+      maxCount: RETRY_LOOKBACK,
+    }))
+      stored.add(event.id);
+    const missing = events.filter((event) => !stored.has(event.id.toLowerCase()));
+    if (missing.length > 0) await store.append(stream, missing);
+  }
+}
+
+/**
+ * A deterministic event id (a UUID in the version 5 layout) from its parts,
+ * so the same decision or message made twice is the same event, and the
+ * store's idempotency keeps it once.
+ */
+export function deterministicEventId(...parts: readonly string[]): string {
+  const hex = createHash('sha256').update(parts.join('\u0000')).digest('hex');
+  const variant = ((Number.parseInt(hex[16] as string, 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
