@@ -168,7 +168,7 @@ function startServer(dataDir: string): Promise<Child> {
   const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
   return startChild(
     'tandem serve',
-    [...profileFlags(), cli, 'serve', '--port', '0', '--data-dir', dataDir],
+    [...profileFlags(), cli, 'serve', '--parts', 'ingest', '--port', '0', '--data-dir', dataDir],
     {
       TANDEM_WRITE_KEY: WRITE_KEY,
       TANDEM_LOG_FORMAT: 'json',

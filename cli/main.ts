@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { ErrorCodes, isTandemError } from '../schemas/errors.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerGenerateCommand } from './commands/generate.js';
+import { registerIdentityCommands } from './commands/identity.js';
 import { registerImportCommand } from './commands/import.js';
 import { registerLogCommands } from './commands/log.js';
 import { registerServeCommands } from './commands/start.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerLogCommands(program);
   registerGenerateCommand(program);
   registerImportCommand(program);
+  registerIdentityCommands(program);
   registerBenchCommand(program);
   return program;
 }

@@ -1,11 +1,12 @@
 /**
  * Wires the parts of the running platform: the ingest pipeline with its key
- * store, suppression list and secrets, and the HTTP app. The composition
- * root for `tandem serve` and `tandem start`.
+ * store, suppression list and secrets, the HTTP app, and the identity
+ * resolver. The composition root for `tandem serve` and `tandem start`.
  */
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
+import { openResolver, type Resolver } from '../identity/resolver.js';
 import { createIngestor, type Ingestor } from '../ingest/ingestor.js';
 import { staticWriteKeys } from '../ingest/write-keys.js';
 import { IdentifierHasher } from '../privacy/identifiers.js';
@@ -13,6 +14,7 @@ import { openLmdbKeyStore } from '../privacy/keystore.lmdb.js';
 import { loadSecret } from '../privacy/secrets.js';
 import { openLmdbSuppressionList } from '../privacy/suppression.lmdb.js';
 import { buildApp } from '../query-api/app.js';
+import type { Config } from '../schemas/config.js';
 import { neverLinkTest } from '../schemas/identity.js';
 import type { Runtime } from './runtime.js';
 
@@ -22,6 +24,8 @@ export interface Platform {
   readonly address: string;
   /** The bootstrap write key, and whether it was generated on this start (local use only). */
   readonly writeKey: { readonly value: string; readonly generated: boolean };
+  /** The identity resolver, when this process runs it. */
+  readonly resolver: Resolver | undefined;
   /** Stops accepting requests, finishes those in flight, closes the stores the platform opened. */
   close(): Promise<void>;
 }
@@ -42,11 +46,7 @@ export async function openIngest(runtime: Runtime): Promise<IngestSide> {
     value: secrets.masterKey,
     file: join(secrets.directory, 'master.key'),
   });
-  const hashing = await loadSecret({
-    variable: 'TANDEM_HASH_SECRET',
-    value: secrets.hashSecret,
-    file: join(secrets.directory, 'hash.secret'),
-  });
+  const hashing = await loadHashSecret(config);
   const writeKey = secrets.writeKey
     ? { value: secrets.writeKey, generated: false }
     : await loadSecret({
@@ -94,27 +94,84 @@ export async function openIngest(runtime: Runtime): Promise<IngestSide> {
   };
 }
 
-/** Opens the ingest side and starts the HTTP server on the configured address. */
-export async function startPlatform(
-  runtime: Runtime,
-  listen: { host: string; port: number },
-): Promise<Platform> {
+/** The secret keying identifier hashes (generated into the data directory on a first embedded start). */
+export function loadHashSecret(config: Config): ReturnType<typeof loadSecret> {
+  return loadSecret({
+    variable: 'TANDEM_HASH_SECRET',
+    value: config.secrets.hashSecret,
+    file: join(config.secrets.directory, 'hash.secret'),
+  });
+}
+
+/** Where the identity resolver keeps the snapshot of its graph. */
+export function identitySnapshotFile(config: Config): string {
+  return join(config.dataDir, 'identity', 'graph.snapshot');
+}
+
+/** The parts one process can run; `tandem serve --parts` picks them. */
+export const PARTS = ['ingest', 'resolver'] as const;
+export type Part = (typeof PARTS)[number];
+
+export interface PlatformOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly parts: readonly Part[];
+}
+
+/**
+ * Starts the chosen parts: the HTTP server (ingest) on the configured
+ * address, and the identity resolver following the log. The HTTP server
+ * always answers /healthz, whichever parts run.
+ */
+export async function startPlatform(runtime: Runtime, options: PlatformOptions): Promise<Platform> {
   const ingest = await openIngest(runtime);
-  const writeKeys = staticWriteKeys([{ key: ingest.writeKey.value, sourceId: 'default' }]);
+  const resolver = options.parts.includes('resolver') ? await followIdentity(runtime) : undefined;
+  const writeKeys = options.parts.includes('ingest')
+    ? staticWriteKeys([{ key: ingest.writeKey.value, sourceId: 'default' }])
+    : staticWriteKeys([]);
   const app = await buildApp({
     ingestor: ingest.ingestor,
     writeKeys,
     metrics: ingest.metrics,
     logger: runtime.logger,
   });
-  const address = await app.listen({ host: listen.host, port: listen.port });
+  const address = await app.listen({ host: options.host, port: options.port });
   return {
     app,
     address,
     writeKey: ingest.writeKey,
+    resolver: resolver?.resolver,
     close: async () => {
       await app.close();
+      await resolver?.stop();
       await ingest.close();
+    },
+  };
+}
+
+/** The identity resolver, following the log in the background until stopped. */
+async function followIdentity(
+  runtime: Runtime,
+): Promise<{ resolver: Resolver; stop(): Promise<void> }> {
+  const log = runtime.logger.child({ part: 'resolver' });
+  const resolver = await openResolver({
+    eventStore: runtime.eventStore,
+    rules: runtime.identityRules,
+    snapshotFile: identitySnapshotFile(runtime.config),
+    log,
+  });
+  const controller = new AbortController();
+  const following = resolver.follow(controller.signal).catch((error: unknown) => {
+    log.error(
+      { err: error },
+      'the identity resolver stopped; profiles are not updated until a restart',
+    );
+  });
+  return {
+    resolver,
+    stop: async () => {
+      controller.abort();
+      await following;
     },
   };
 }

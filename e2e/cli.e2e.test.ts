@@ -111,6 +111,59 @@ describe('tandem CLI', () => {
     expect(stdout).not.toContain('e2e-device');
   });
 
+  it('resolves identity while it runs: identity show explains a profile, unlink splits it, replay --identity rebuilds the same graph', async () => {
+    const platform = await startPlatform();
+    const running = platform.lines.find((line) =>
+      String(line.msg).startsWith('Tandem is running'),
+    ) as { address: string; localWriteKey: string };
+    const login = {
+      type: 'identify',
+      anonymousId: 'e2e-laptop',
+      userId: 'e2e-user',
+      traits: { email: 'Ana.E2E@Example.com', plan: 'gold' },
+    };
+    const response = await fetch(`${running.address}/v1/batch`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Basic ${Buffer.from(`${running.localWriteKey}:`).toString('base64')}`,
+      },
+      body: JSON.stringify({ batch: [login] }),
+    });
+    expect(response.status).toBe(200);
+    platform.child.kill('SIGTERM');
+    expect(await platform.exited).toBe(0);
+
+    const shown = (await tandem('identity', 'show', 'email:ana.e2e@example.com')).stdout;
+    expect(shown).toMatch(/^prf_0\nidentifiers: user_id:\S+, email:\S+, anonymous_id:\S+\n/);
+    expect(shown).toContain('traits: {"plan":"gold"}');
+    expect(shown).toMatch(
+      /prf_0 created with user_id:\S+, email:\S+, anonymous_id:\S+: first seen together/,
+    );
+    expect(shown).not.toContain('ana.e2e');
+
+    await tandem(
+      'identity',
+      'unlink',
+      'user_id:e2e-user',
+      'anonymous_id:e2e-laptop',
+      '--reason',
+      'shared laptop',
+    );
+    const replayed = (await tandem('replay', '--identity')).stdout;
+    expect(replayed).toMatch(/^replayed 2 facts in [\d.]+ s: 2 profiles, 3 identifiers/);
+    expect(replayed).toContain('DIFFERENT from the graph it replaces');
+    expect((await tandem('replay', '--identity')).stdout).toContain(
+      'equal to the graph it replaces',
+    );
+    const device = (await tandem('identity', 'show', 'anonymous_id:e2e-laptop')).stdout;
+    expect(device).toMatch(/^prf_1\nidentifiers: anonymous_id:\S+\n/);
+    expect(device).toContain('split from prf_0');
+    await expect(tandem('identity', 'show', 'email:nobody@example.com')).rejects.toMatchObject({
+      stderr: 'tandem: no profile has email:nobody@example.com\n',
+    });
+  });
+
   it('import loads a generated POS file into the log, and refuses a bad one in strict mode', async () => {
     const out = join(dataDir, 'gen-import');
     await tandem(

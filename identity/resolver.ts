@@ -14,7 +14,7 @@
  * batches are in flight, which holds back reading when appends fall behind.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pack, unpack } from 'msgpackr';
 import { appendOnce, deterministicEventId } from '../eventstore/append-once.js';
@@ -41,6 +41,10 @@ export interface ResolverOptions {
   readonly rules: IdentityRules;
   /** Where the graph's snapshot is kept; without one, every start replays the log. */
   readonly snapshotFile?: string | undefined;
+  /** `false`: start from the beginning of the log even when a snapshot exists (a rebuild); it is overwritten. */
+  readonly resume?: boolean;
+  /** `false`: decide in memory only, append nothing (to look at profiles without a resolver's role). */
+  readonly appendDecisions?: boolean;
   /** Facts per append batch. */
   readonly batchSize?: number;
   /** Longest a decision waits for its batch, in ms. */
@@ -83,7 +87,10 @@ interface SnapshotFile {
 /** Opens the resolver, restoring the graph from its snapshot when there is one. */
 export async function openResolver(options: ResolverOptions): Promise<Resolver> {
   const rulesDigest = digestRules(options.rules);
-  const saved = options.snapshotFile ? await readSnapshot(options.snapshotFile) : undefined;
+  const saved =
+    options.snapshotFile && options.resume !== false
+      ? await readSnapshot(options.snapshotFile)
+      : undefined;
   if (saved && saved.rules !== rulesDigest)
     options.log?.warn(
       { snapshot: options.snapshotFile },
@@ -216,6 +223,7 @@ class LogResolver implements Resolver {
   }
 
   private queue(factId: string, index: number, decision: IdentityEvent): void {
+    if (this.options.appendDecisions === false) return;
     const stream =
       'profileId' in decision ? profileStream(decision.profileId) : IGNORED_IDENTIFIERS_STREAM;
     const events = this.pending.get(stream);
@@ -261,6 +269,15 @@ class LogResolver implements Resolver {
   }
 }
 
+/** The graph in a snapshot file, or undefined when there is none. */
+export async function readGraphSnapshot(
+  file: string,
+  rules: IdentityRules,
+): Promise<{ graph: IdentityGraph; position: string } | undefined> {
+  const saved = await readSnapshot(file);
+  return saved && { graph: IdentityGraph.restore(saved.graph, rules), position: saved.position };
+}
+
 async function readSnapshot(file: string): Promise<SnapshotFile | undefined> {
   let bytes: Buffer;
   try {
@@ -270,11 +287,6 @@ async function readSnapshot(file: string): Promise<SnapshotFile | undefined> {
     throw error;
   }
   return unpack(bytes) as SnapshotFile;
-}
-
-/** Removes the snapshot, so the next start replays the whole log. */
-export async function dropSnapshot(file: string): Promise<void> {
-  await rm(file, { force: true });
 }
 
 function digestRules(rules: IdentityRules): string {

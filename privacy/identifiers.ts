@@ -4,6 +4,7 @@
  * identifier, and no raw value ever reaches the log (invariant 4).
  */
 import { createHmac } from 'node:crypto';
+import { ErrorCodes, TandemError } from '../schemas/errors.js';
 import type { Identifier } from '../schemas/identifier.js';
 
 export interface NormaliseOptions {
@@ -90,4 +91,27 @@ export class IdentifierHasher {
     this.recent.set(input, identifier);
     return identifier;
   }
+}
+
+/**
+ * `email:ana@example.com` → the identifier as matching knows it: the value
+ * normalised, then hashed. Callers never handle hashes. Throws a validation
+ * error that says what is wrong with the text.
+ */
+export function identifierFromText(
+  text: string,
+  hasher: IdentifierHasher,
+  options: NormaliseOptions = {},
+): Identifier {
+  const colon = text.indexOf(':');
+  const type = text.slice(0, colon);
+  if (colon < 1 || !/^[a-z][a-z0-9_]{0,31}$/.test(type))
+    throw new TandemError(
+      ErrorCodes.VALIDATION,
+      `"${text.slice(0, 40)}" is not TYPE:VALUE (e.g. email:ana@example.com, member_id:M-1)`,
+    );
+  const normalised = normaliseIdentifier(type, text.slice(colon + 1), options);
+  if (!normalised.ok)
+    throw new TandemError(ErrorCodes.VALIDATION, `the ${type} value ${normalised.reason}`);
+  return hasher.hash(type, normalised.value);
 }

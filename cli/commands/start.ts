@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { type Command, InvalidArgumentError } from 'commander';
 import { formatPosition } from '../../eventstore/event-store.js';
-import { startPlatform } from '../platform.js';
+import { PARTS, type Part, startPlatform } from '../platform.js';
 import { openRuntime } from '../runtime.js';
 import { packageVersion } from '../version.js';
 
@@ -13,6 +13,7 @@ interface ServeOptions {
   readonly host?: string;
   readonly port?: number;
   readonly dataDir?: string;
+  readonly parts?: readonly Part[];
 }
 
 /**
@@ -35,6 +36,11 @@ export function registerServeCommands(program: Command): void {
       .option(
         '--data-dir <dir>',
         'keep the embedded stores here (default: TANDEM_DATA_DIR or ./tandem-data)',
+      )
+      .option(
+        '--parts <list>',
+        `the parts this process runs, comma-separated: ${PARTS.join(', ')} (default: all)`,
+        parts,
       )
       .action((options: ServeOptions) => runPlatform(options));
   }
@@ -59,6 +65,7 @@ async function runPlatform(options: ServeOptions): Promise<void> {
     const platform = await startPlatform(runtime, {
       host: options.host ?? config.server.host,
       port: options.port ?? config.server.port,
+      parts: options.parts ?? PARTS,
     });
     const started = await eventStore.append(SYSTEM_STREAM, [systemEvent('system.started')]);
     const head = await eventStore.headPosition();
@@ -69,6 +76,7 @@ async function runPlatform(options: ServeOptions): Promise<void> {
         eventStore: eventStore.kind,
         dataDir: config.eventStore.kind === 'lmdb' ? config.dataDir : undefined,
         head: head && formatPosition(head),
+        parts: options.parts ?? PARTS,
         ...(platform.writeKey.generated ? { localWriteKey: platform.writeKey.value } : {}),
       },
       'Tandem is running (Ctrl-C to stop)',
@@ -103,6 +111,16 @@ function port(text: string): number {
   if (!Number.isInteger(value) || value < 0 || value > 65_535)
     throw new InvalidArgumentError(`--port must be 0..65535, got "${text}"`);
   return value;
+}
+
+function parts(text: string): Part[] {
+  const names = text.split(',').map((name) => name.trim());
+  const unknown = names.filter((name) => !(PARTS as readonly string[]).includes(name));
+  if (unknown.length > 0 || names.length === 0)
+    throw new InvalidArgumentError(
+      `--parts takes ${PARTS.join(', ')} (comma-separated), got "${text}"`,
+    );
+  return names as Part[];
 }
 
 function systemEvent(type: string) {

@@ -1,0 +1,120 @@
+import type { Command } from 'commander';
+import { requestUnlink } from '../../identity/commands.js';
+import { describeDecision, profileHistory, shortIdentifier } from '../../identity/explain.js';
+import { openResolver, readGraphSnapshot } from '../../identity/resolver.js';
+import { IdentifierHasher, identifierFromText } from '../../privacy/identifiers.js';
+import { ErrorCodes, TandemError } from '../../schemas/errors.js';
+import { identitySnapshotFile, loadHashSecret } from '../platform.js';
+import { openRuntime, type Runtime } from '../runtime.js';
+
+/** `tandem identity show|unlink` and `tandem replay --identity`. */
+export function registerIdentityCommands(program: Command): void {
+  const identity = program
+    .command('identity')
+    .description('look at profiles and correct the identity graph');
+
+  identity
+    .command('show')
+    .description('a profile and the story of every decision that shaped it')
+    .argument('<who>', 'TYPE:VALUE (e.g. email:ana@example.com) or a profile id (prf_…)')
+    .action(async (who: string) =>
+      withRuntime(async (runtime) => {
+        const resolver = await openResolver({
+          eventStore: runtime.eventStore,
+          rules: runtime.identityRules,
+          snapshotFile: identitySnapshotFile(runtime.config),
+          appendDecisions: false,
+        });
+        await resolver.catchUp();
+        const profileId = who.startsWith('prf_')
+          ? who
+          : resolver.graph.profileOf((await identifierOf(runtime, who)).hash);
+        const profile = profileId && resolver.graph.profile(profileId);
+        if (!profile) throw new TandemError(ErrorCodes.NOT_FOUND, `no profile has ${who}`);
+        const lines = [
+          `${profile.id}${profile.shared ? ' (a shared identifier: it never links)' : ''}`,
+          `identifiers: ${profile.identifiers.map(shortIdentifier).join(', ')}`,
+          `consent: ${JSON.stringify(profile.consent)}`,
+          `traits: ${JSON.stringify(profile.traits)}`,
+          `seen: ${JSON.stringify(profile.seen)}`,
+          'decisions:',
+          ...(await profileHistory(runtime.eventStore, profile.id)).map(
+            ({ event }) => `  ${describeDecision(event)}`,
+          ),
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
+      }),
+    );
+
+  identity
+    .command('unlink')
+    .description(
+      'say two identifiers are different people: their profile splits, and they stay apart',
+    )
+    .argument('<a>', 'TYPE:VALUE')
+    .argument('<b>', 'TYPE:VALUE')
+    .requiredOption('--reason <text>', 'why (kept with the decision; no personal data)')
+    .option('--by <name>', 'who asks (kept with the decision)', process.env.USER ?? 'operator')
+    .action(async (a: string, b: string, options: { reason: string; by: string }) =>
+      withRuntime(async (runtime) => {
+        const identifiers = [
+          await identifierOf(runtime, a),
+          await identifierOf(runtime, b),
+        ] as const;
+        const { position } = await requestUnlink(runtime.eventStore, {
+          identifiers: [identifiers[0], identifiers[1]],
+          reason: options.reason,
+          requestedBy: options.by,
+        });
+        process.stdout.write(
+          `unlink requested at ${position.commit}/${position.prepare}; the resolver applies it in log order\n`,
+        );
+      }),
+    );
+
+  program
+    .command('replay')
+    .description('rebuild derived state from the whole log')
+    .requiredOption('--identity', 'rebuild the identity graph (and its snapshot) from the log')
+    .action(async () =>
+      withRuntime(async (runtime) => {
+        const file = identitySnapshotFile(runtime.config);
+        const before = await readGraphSnapshot(file, runtime.identityRules);
+        const started = performance.now();
+        const resolver = await openResolver({
+          eventStore: runtime.eventStore,
+          rules: runtime.identityRules,
+          snapshotFile: file,
+          resume: false,
+        });
+        const status = await resolver.catchUp();
+        await resolver.snapshot();
+        const seconds = (performance.now() - started) / 1000;
+        const lines = [
+          `replayed ${status.facts.toLocaleString('en-US')} facts in ${seconds.toFixed(1)} s: ${status.profiles.toLocaleString('en-US')} profiles, ${status.identifiers.toLocaleString('en-US')} identifiers, up to ${status.position ?? 'the start'}`,
+          before
+            ? before.graph.digest() === resolver.graph.digest()
+              ? `equal to the graph it replaces (snapshot at ${before.position})`
+              : `DIFFERENT from the graph it replaces (snapshot at ${before.position}): were the identity rules changed, or the log after ${before.position}?`
+            : 'there was no snapshot to compare with',
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
+      }),
+    );
+}
+
+async function withRuntime(run: (runtime: Runtime) => Promise<void>): Promise<void> {
+  const runtime = await openRuntime();
+  try {
+    await run(runtime);
+  } finally {
+    await runtime.close();
+  }
+}
+
+async function identifierOf(runtime: Runtime, text: string) {
+  const { secret } = await loadHashSecret(runtime.config);
+  return identifierFromText(text, new IdentifierHasher(secret), {
+    defaultCountryCode: runtime.config.defaultPhoneCountryCode,
+  });
+}
