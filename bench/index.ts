@@ -1,4 +1,5 @@
 import { runEventStoreBench } from './eventstore.bench.js';
+import { runIdentityBench } from './identity.bench.js';
 import { runIngestBench } from './ingest.bench.js';
 import type { BenchOptions } from './report.js';
 
@@ -15,5 +16,10 @@ export const BENCHMARKS: Readonly<
     summary:
       'HTTP /v1/batch load (100 events a request) against tandem serve vs raw event-store appends',
     run: runIngestBench,
+  },
+  identity: {
+    summary:
+      'identity resolver catch-up over a fixture log vs a bare readAll; quality vs the truth; heap of 1M profiles',
+    run: runIdentityBench,
   },
 };
