@@ -71,8 +71,8 @@ export class IdentityGraph {
   private readonly nodeType: number[] = [];
   private readonly nodeProfile: number[] = [];
   private readonly nodeFlags: number[] = [];
-  /** Weak node → the distinct strong nodes seen with it (up to the sharing threshold + 1). */
-  private readonly strongSeen = new Map<number, number[]>();
+  /** Weak node → how many new strong identifiers it brought that its profile could not take. */
+  private readonly foreignStrong = new Map<number, number>();
   /** Weak node → how often it was caught bridging two identified profiles. */
   private readonly conflicts = new Map<number, number>();
   /** Node → nodes an operator said are other people. */
@@ -92,7 +92,8 @@ export class IdentityGraph {
   private readonly traits: (Record<string, unknown> | undefined)[] = [];
   /** Four per profile: first/last online, first/last offline (ms; NaN for never). */
   private readonly seen: number[] = [];
-  private readonly storeVisits: (Map<string, number> | undefined)[] = [];
+  /** Per profile, visits by store as a flat `[store, count, store, count…]` (a Map each cost 4× more). */
+  private readonly storeVisits: (StoreVisits | undefined)[] = [];
   /** Merge refusals already recorded, so a repeated conflict is explained once. */
   private readonly refusals = new Set<string>();
   private seq = 0;
@@ -230,12 +231,15 @@ export class IdentityGraph {
       if (!active.includes(node)) active.push(node);
     }
 
+    // Devices to blame: caught bridging two identified profiles (contested), or
+    // bringing strong identifiers their profile could not take (foreign, once each).
     const contested: number[] = [];
+    const foreign: number[] = [];
     if (active.length > 1 && !this.sameProfile(active))
       this.mergeProfilesOf(active, evidence, contested);
-    if (fresh.length > 0) this.linkFresh(active, fresh, evidence, contested);
+    if (fresh.length > 0) this.linkFresh(active, fresh, evidence, contested, foreign);
     for (const identifier of fresh) active.push(this.nodeByHash.get(identifier.hash) as number);
-    this.detectShared(active, contested, evidence);
+    if (contested.length > 0 || foreign.length > 0) this.detectShared(foreign, contested, evidence);
 
     const best = this.best(active.filter((node) => !this.isShared(node)));
     const profile = best >= 0 ? this.profileIndex(best) : this.profileIndex(sharedNode);
@@ -342,12 +346,21 @@ export class IdentityGraph {
     return undefined;
   }
 
-  /** New identifiers join the profile of the fact's best known identifier, within the limits; the rest start a profile. */
+  /**
+   * New identifiers join the profile of the fact's best known identifier,
+   * within the limits; the rest start a profile. When only a device connects
+   * them to a profile that already has strong identifiers, new strong ones
+   * may be someone else's (a guest checkout on the family tablet): they start
+   * a profile together. The device is blamed only when one of them could not
+   * be the profile's anyway (a second user_id); a second email may be its
+   * owner's, and the sharing threshold decides about devices seen with many.
+   */
   private linkFresh(
     active: readonly number[],
     fresh: Identifier[],
     evidence: Evidence,
     contested: number[],
+    foreign: number[],
   ): void {
     fresh.sort((a, b) => this.priorityOfName(a.type) - this.priorityOfName(b.type));
     const bestKnown = this.best(active);
@@ -357,8 +370,33 @@ export class IdentityGraph {
     }
     const anchor = this.profileIndex(bestKnown);
     const bridge = active.filter((node) => this.profileIndex(node) === anchor);
-    const weakOnly = bridge.every((node) => !this.isStrong(node));
-    const identified = this.isIdentified(this.members[anchor] as number[]);
+    if (
+      bridge.every((node) => !this.isStrong(node)) &&
+      this.isIdentified(this.members[anchor] as number[]) &&
+      fresh.some((identifier) => this.typeIsStrong(this.internType(identifier.type)))
+    ) {
+      // A second account or member card on the device is certainly someone else: blame the device.
+      const counts = this.typeCounts(this.members[anchor] as number[]);
+      const over = fresh
+        .map((identifier) => this.internType(identifier.type))
+        .find((type) => (counts.get(type) ?? 0) + 1 > this.maxOf(type));
+      this.refuseFresh(
+        anchor,
+        fresh,
+        evidence,
+        over === undefined
+          ? {
+              rule: 'weak_bridge',
+              detail:
+                'only a device connects these new identifiers to a profile that has strong ones',
+            }
+          : { rule: 'limit', detail: this.limitDetail(over, this.maxOf(over)) },
+      );
+      if (over !== undefined) contested.push(...bridge);
+      for (const identifier of fresh)
+        if (this.typeIsStrong(this.internType(identifier.type))) foreign.push(...bridge);
+      return;
+    }
     const counts = this.typeCounts(this.members[anchor] as number[]);
     const accepted: Identifier[] = [];
     const refused: Identifier[] = [];
@@ -370,13 +408,6 @@ export class IdentityGraph {
       if (count + 1 > max) {
         refused.push(identifier);
         refusal ??= { rule: 'limit', detail: this.limitDetail(type, max) };
-      } else if (weakOnly && identified && this.typeIsStrong(type) && count >= 1) {
-        refused.push(identifier);
-        refusal ??= {
-          rule: 'weak_bridge',
-          detail: `only a device connects a second ${identifier.type} to a profile that has one`,
-        };
-        contested.push(...bridge);
       } else {
         accepted.push(identifier);
         counts.set(type, count + 1);
@@ -392,17 +423,25 @@ export class IdentityGraph {
         via: this.identifier(this.best(bridge)),
       });
     }
-    if (refused.length > 0 && refusal) {
-      this.emit({
-        type: E.refused,
-        profileId: profileIdOf(anchor),
-        seq: this.seq,
-        evidence,
-        ...refusal,
-        identifiers: refused,
-      });
-      this.createProfiles(refused, evidence, 'refused', anchor);
-    }
+    if (refusal) this.refuseFresh(anchor, refused, evidence, refusal);
+  }
+
+  /** Records why new identifiers were kept out of `anchor`, and gives them a profile of their own. */
+  private refuseFresh(
+    anchor: number,
+    identifiers: readonly Identifier[],
+    evidence: Evidence,
+    refusal: Refusal,
+  ): void {
+    this.emit({
+      type: E.refused,
+      profileId: profileIdOf(anchor),
+      seq: this.seq,
+      evidence,
+      ...refusal,
+      identifiers: [...identifiers],
+    });
+    this.createProfiles(identifiers, evidence, 'refused', anchor);
   }
 
   /** New profiles for identifiers seen together, as many as the limits need. */
@@ -465,29 +504,27 @@ export class IdentityGraph {
     return groups.map((group) => group.identifiers);
   }
 
-  /** Devices seen with too many people, or caught bridging two of them, become shared. */
+  /**
+   * Devices that brought too many strong identifiers their profile could not
+   * take (a store's demo device), or were caught bridging two identified
+   * profiles, become shared.
+   */
   private detectShared(
-    active: readonly number[],
+    foreign: readonly number[],
     contested: readonly number[],
     evidence: Evidence,
   ): void {
     const threshold = this.rules.sharedAfterStrong;
-    const strong = active.filter((node) => this.isStrong(node));
-    for (const node of active) {
-      if (this.isStrong(node) || this.isShared(node)) continue;
-      let seen = this.strongSeen.get(node);
-      for (const other of strong) {
-        if (seen?.includes(other)) continue;
-        if (!seen) {
-          seen = [];
-          this.strongSeen.set(node, seen);
-        }
-        seen.push(other);
-        if (seen.length > threshold) break;
-      }
-      if (seen && seen.length > threshold) {
-        this.markShared(node, `seen with more than ${threshold} strong identifiers`, evidence);
-      }
+    for (const node of foreign) {
+      if (this.isShared(node)) continue;
+      const count = (this.foreignStrong.get(node) ?? 0) + 1;
+      this.foreignStrong.set(node, count);
+      if (count > threshold)
+        this.markShared(
+          node,
+          `seen with more than ${threshold} strong identifiers its profile could not take`,
+          evidence,
+        );
     }
     for (const node of new Set(contested)) {
       if (this.isShared(node)) continue;
@@ -752,12 +789,9 @@ export class IdentityGraph {
 
   /** Counts a store visit; the most visited store is the `preferred_store` trait. */
   private visitStore(profile: number, storeId: string, evidence: Evidence): void {
-    let visits = this.storeVisits[profile];
-    if (!visits) {
-      visits = new Map();
-      this.storeVisits[profile] = visits;
-    }
-    visits.set(storeId, (visits.get(storeId) ?? 0) + 1);
+    const visits = this.storeVisits[profile] ?? [];
+    this.storeVisits[profile] = visits;
+    countVisits(visits, storeId, 1);
     const preferred = preferredStore(visits);
     if (this.traits[profile]?.preferred_store !== preferred)
       this.emitTraits(profile, { preferred_store: preferred }, evidence);
@@ -789,10 +823,13 @@ export class IdentityGraph {
       }
       case E.linked: {
         const profile = this.ensureProfile(profileIndexOf(event.profileId));
+        // The new identifiers were seen together: chained to the first, which hangs on `via`,
+        // so they stay together if `via` (a device) later turns out to be shared.
         const via = this.node(event.via);
         const nodes = event.identifiers.map((identifier) => this.node(identifier));
         const links = this.links[profile] as number[];
-        for (const node of nodes) links.push(via, node);
+        for (const [i, node] of nodes.entries())
+          links.push(i === 0 ? via : (nodes[0] as number), node);
         this.place(profile, nodes);
         return;
       }
@@ -803,8 +840,8 @@ export class IdentityGraph {
         const links = this.links[survivor] as number[];
         links.push(this.node(event.bridge[0]), this.node(event.bridge[1]));
         for (const link of this.links[absorbed] ?? []) links.push(link);
-        this.members[absorbed] = [];
-        this.links[absorbed] = [];
+        this.members[absorbed] = undefined;
+        this.links[absorbed] = undefined;
         this.consent[absorbed] = undefined;
         this.traits[absorbed] = undefined;
         this.place(survivor, moving);
@@ -828,7 +865,7 @@ export class IdentityGraph {
       case E.shared: {
         const node = this.node(event.identifier);
         this.nodeFlags[node] = (this.nodeFlags[node] as number) | SHARED;
-        this.strongSeen.delete(node);
+        this.foreignStrong.delete(node);
         this.conflicts.delete(node);
         const own = this.ensureProfile(profileIndexOf(event.sharedProfileId));
         const from = this.nodeProfile[node] as number;
@@ -875,7 +912,7 @@ export class IdentityGraph {
         this.nodeByHash.delete(event.identifier.hash);
         this.nodeHash[node] = '';
         this.nodeFlags[node] = FORGOTTEN;
-        this.strongSeen.delete(node);
+        this.foreignStrong.delete(node);
         this.conflicts.delete(node);
         for (const partner of this.apart.get(node) ?? [])
           this.apart.set(
@@ -926,11 +963,11 @@ export class IdentityGraph {
       nodeType: this.nodeType,
       nodeProfile: this.nodeProfile,
       nodeFlags: this.nodeFlags,
-      strongSeen: [...this.strongSeen],
+      foreignStrong: [...this.foreignStrong],
       conflicts: [...this.conflicts],
       apart: [...this.apart],
-      members: this.members.map((members) => members ?? []),
-      links: this.links.map((links) => links ?? []),
+      members: this.members.map((members) => members ?? null),
+      links: this.links.map((links) => links ?? null),
       absorbedInto: [...this.absorbedInto],
       sharedProfiles: [...this.sharedProfiles],
       consent: sparse(this.consent, (states) =>
@@ -938,7 +975,7 @@ export class IdentityGraph {
       ),
       traits: sparse(this.traits, (traits) => traits),
       seen: this.seen,
-      storeVisits: sparse(this.storeVisits, (visits) => [...visits]),
+      storeVisits: sparse(this.storeVisits, (visits) => visits),
       refusals: [...this.refusals],
     };
   }
@@ -954,11 +991,11 @@ export class IdentityGraph {
     append(graph.nodeFlags, snapshot.nodeFlags);
     for (const [node, hash] of snapshot.nodeHash.entries())
       if (hash !== '') graph.nodeByHash.set(hash, node);
-    for (const [node, seen] of snapshot.strongSeen) graph.strongSeen.set(node, seen);
+    for (const [node, count] of snapshot.foreignStrong) graph.foreignStrong.set(node, count);
     for (const [node, count] of snapshot.conflicts) graph.conflicts.set(node, count);
     for (const [node, partners] of snapshot.apart) graph.apart.set(node, partners);
-    append(graph.members, snapshot.members);
-    append(graph.links, snapshot.links);
+    for (const members of snapshot.members) graph.members.push(members ?? undefined);
+    for (const links of snapshot.links) graph.links.push(links ?? undefined);
     for (const [from, into] of snapshot.absorbedInto) graph.absorbedInto.set(from, into);
     for (const profile of snapshot.sharedProfiles) graph.sharedProfiles.add(profile);
     graph.consent.length = graph.members.length;
@@ -970,8 +1007,7 @@ export class IdentityGraph {
     for (const [profile, traits] of snapshot.traits) graph.traits[profile] = traits;
     append(graph.seen, snapshot.seen);
     graph.storeVisits.length = graph.members.length;
-    for (const [profile, visits] of snapshot.storeVisits)
-      graph.storeVisits[profile] = new Map(visits);
+    for (const [profile, visits] of snapshot.storeVisits) graph.storeVisits[profile] = visits;
     for (const refusal of snapshot.refusals) graph.refusals.add(refusal);
     return graph;
   }
@@ -1052,8 +1088,9 @@ export class IdentityGraph {
     }
     const visits = this.storeVisits[absorbed];
     if (visits) {
-      const into = this.storeVisits[survivor] ?? new Map<string, number>();
-      for (const [store, count] of visits) into.set(store, (into.get(store) ?? 0) + count);
+      const into = this.storeVisits[survivor] ?? [];
+      for (let i = 0; i < visits.length; i += 2)
+        countVisits(into, visits[i] as string, visits[i + 1] as number);
       this.storeVisits[survivor] = into;
       this.storeVisits[absorbed] = undefined;
     }
@@ -1146,17 +1183,18 @@ export interface GraphSnapshot {
   readonly nodeType: number[];
   readonly nodeProfile: number[];
   readonly nodeFlags: number[];
-  readonly strongSeen: [number, number[]][];
+  readonly foreignStrong: [number, number][];
   readonly conflicts: [number, number][];
   readonly apart: [number, number[]][];
-  readonly members: number[][];
-  readonly links: number[][];
+  /** null for a profile absorbed by another. */
+  readonly members: (number[] | null)[];
+  readonly links: (number[] | null)[];
   readonly absorbedInto: [number, number][];
   readonly sharedProfiles: number[];
   readonly consent: [number, (readonly [string, boolean, number, string])[]][];
   readonly traits: [number, Record<string, unknown>][];
   readonly seen: number[];
-  readonly storeVisits: [number, [string, number][]][];
+  readonly storeVisits: [number, StoreVisits][];
   readonly refusals: string[];
 }
 
@@ -1180,14 +1218,26 @@ function describeConsent(state: ConsentState) {
   };
 }
 
-function preferredStore(visits: ReadonlyMap<string, number>): string {
+type StoreVisits = (string | number)[];
+
+function countVisits(visits: StoreVisits, storeId: string, count: number): void {
+  const at = visits.indexOf(storeId);
+  if (at >= 0) visits[at + 1] = (visits[at + 1] as number) + count;
+  else visits.push(storeId, count);
+}
+
+/** The most visited store; ties go to the smaller id, so the choice is deterministic. */
+function preferredStore(visits: StoreVisits): string {
   let best = '';
   let most = 0;
-  for (const [store, count] of visits)
+  for (let i = 0; i < visits.length; i += 2) {
+    const store = visits[i] as string;
+    const count = visits[i + 1] as number;
     if (count > most || (count === most && store < best)) {
       best = store;
       most = count;
     }
+  }
   return best;
 }
 

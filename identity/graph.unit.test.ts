@@ -107,7 +107,7 @@ describe('IdentityGraph: refusing wrong merges', () => {
     });
   });
 
-  it('a guest checkout on the family tablet does not give the owner a second email', () => {
+  it('a guest checkout on the family tablet does not give the owner a second email; a second login makes the tablet shared', () => {
     const { graph, events } = resolveAll([
       fact('anonymous_id:tablet', 'user_id:dad', 'email:dad'),
       fact('anonymous_id:tablet', 'email:teen'), // another household member checks out as a guest
@@ -117,7 +117,13 @@ describe('IdentityGraph: refusing wrong merges', () => {
       rule: 'weak_bridge',
       identifiers: [id('email:teen')],
     });
+    // It could have been dad's second address: the tablet is not blamed yet.
+    expect(profileWith(graph, 'anonymous_id:tablet')?.shared).toBe(false);
+
+    graph.resolve(fact('anonymous_id:tablet', 'user_id:teen', 'email:teen'));
     expect(profileWith(graph, 'anonymous_id:tablet')?.shared).toBe(true);
+    expect(together(graph, 'user_id:teen', 'email:teen')).toBe(true);
+    expect(together(graph, 'user_id:teen', 'user_id:dad')).toBe(false);
   });
 
   it('a member card lent to a friend with an account of their own does not merge the two', () => {

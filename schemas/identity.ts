@@ -40,7 +40,7 @@ export const IdentityRules = z.strictObject({
     user_id: 1,
     member_id: 1,
     email: 3,
-    phone: 2,
+    phone: 3,
     payment_token: 8,
     anonymous_id: 100,
   }),
@@ -91,10 +91,11 @@ export const IdentityRules = z.strictObject({
       email: ['^(test|noreply|no-reply|donotreply)@'],
     }),
   /**
-   * A weak identifier (a device) seen with more than this many distinct strong
-   * identifiers is shared — a family tablet, a store's demo device — and stops linking.
+   * A weak identifier (a device) that brought more than this many new strong
+   * identifiers its profile could not take — guest emails typed on a store's
+   * demo device — is shared, and stops linking.
    */
-  sharedAfterStrong: z.int().min(1).default(6),
+  sharedAfterStrong: z.int().min(1).default(3),
   /**
    * A weak identifier caught bridging this many people (a link or merge refused
    * because it would have joined two identified profiles) is shared too.
