@@ -8,7 +8,8 @@ import {
   IdentityRules,
 } from '../schemas/identity.js';
 import type { IdentityInput } from './fact.js';
-import { type GraphSnapshot, IdentityGraph } from './graph.js';
+import { IdentityGraph } from './graph.js';
+import type { GraphSnapshot } from './graph.snapshot.js';
 import { fact, id, unlink } from './testing/facts.js';
 
 /** Runs inputs through a fresh graph; returns it and every decision. */

@@ -34,7 +34,8 @@ import {
   profileStream,
 } from '../schemas/identity.js';
 import { identityInput } from './fact.js';
-import { type GraphSnapshot, IdentityGraph } from './graph.js';
+import { IdentityGraph } from './graph.js';
+import type { GraphSnapshot } from './graph.snapshot.js';
 
 export interface ResolverOptions {
   readonly eventStore: EventStore;

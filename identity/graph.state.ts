@@ -1,0 +1,393 @@
+/**
+ * The identity graph's state: identifiers as nodes (an index into column
+ * arrays, keyed by their hash, which already encodes the type), profiles as
+ * indexes too; a profile holds its nodes and the links that joined them
+ * (pairs of nodes, in order), so a split can replay its own links without
+ * the log. `apply(event)` is the only way membership, consent and traits
+ * change; what only facts tell (first/last seen, store visits, what a device
+ * brought) is kept beside it. The decisions live in `graph.ts`, applying
+ * them in `graph.evolve.ts`, snapshots in `graph.snapshot.ts`. Internal to
+ * identity/: other folders use `IdentityGraph`.
+ */
+import { createHash } from 'node:crypto';
+import type { Identifier } from '../schemas/identifier.js';
+import {
+  IdentityEventTypes as E,
+  type IdentityEvent,
+  type IdentityRules,
+} from '../schemas/identity.js';
+import { evolve } from './graph.evolve.js';
+import { type GraphSnapshot, snapshotOf } from './graph.snapshot.js';
+
+export const NEVER_LINK = 1;
+export const SHARED = 2;
+export const FORGOTTEN = 4;
+
+export const FIRST_ONLINE = 0;
+const LAST_ONLINE = 1;
+export const FIRST_OFFLINE = 2;
+const LAST_OFFLINE = 3;
+
+export interface ConsentState {
+  readonly granted: boolean;
+  readonly at: number;
+  readonly source: string;
+}
+
+/** A profile as the API shows it. */
+export interface ProfileView {
+  readonly id: string;
+  readonly identifiers: Identifier[];
+  /** A profile of one shared identifier (a family tablet, a demo device): it never links. */
+  readonly shared: boolean;
+  readonly consent: Record<string, { granted: boolean; at: string; source: string }>;
+  readonly traits: Record<string, unknown>;
+  readonly seen: Partial<Record<'online' | 'offline', { first: string; last: string }>>;
+}
+
+/** A profile's id from its index: `prf_` and the index in base 36. */
+export function profileIdOf(index: number): string {
+  return `prf_${index.toString(36)}`;
+}
+
+/** A profile's index from its id. */
+export function profileIndexOf(id: string): number {
+  return Number.parseInt(id.slice(4), 36);
+}
+
+/** The columns of the graph and the small operations on them that deciding and applying share. */
+export class GraphState {
+  // Nodes (identifiers), by index.
+  readonly nodeByHash = new Map<string, number>();
+  readonly nodeHash: string[] = [];
+  readonly nodeType: number[] = [];
+  readonly nodeProfile: number[] = [];
+  readonly nodeFlags: number[] = [];
+  /** Weak node → how many new strong identifiers it brought that its profile could not take. */
+  readonly foreignStrong = new Map<number, number>();
+  /** Weak node → how often it was caught bridging two identified profiles. */
+  readonly conflicts = new Map<number, number>();
+  /** Node → nodes an operator said are other people. */
+  readonly apart = new Map<number, number[]>();
+
+  // Identifier types, interned.
+  readonly typeNames: string[] = [];
+  readonly typeIndex = new Map<string, number>();
+
+  // Profiles, by index.
+  readonly members: (number[] | undefined)[] = [];
+  /** Pairs of nodes, in the order their links were made. */
+  readonly links: (number[] | undefined)[] = [];
+  readonly absorbedInto = new Map<number, number>();
+  readonly sharedProfiles = new Set<number>();
+  readonly consent: (Map<string, ConsentState> | undefined)[] = [];
+  readonly traits: (Record<string, unknown> | undefined)[] = [];
+  /** Four per profile: first/last online, first/last offline (ms; NaN for never). */
+  readonly seen: number[] = [];
+  /** Per profile, visits by store as a flat `[store, count, store, count…]` (a Map each cost 4× more). */
+  readonly storeVisits: (StoreVisits | undefined)[] = [];
+  /** Merge refusals already recorded, so a repeated conflict is explained once. */
+  readonly refusals = new Set<string>();
+  seq = 0;
+
+  constructor(readonly rules: IdentityRules) {}
+
+  // Reading
+
+  get profileCount(): number {
+    let count = 0;
+    for (const members of this.members) if (members && members.length > 0) count++;
+    return count;
+  }
+
+  get identifierCount(): number {
+    return this.nodeByHash.size;
+  }
+
+  /** The profile holding an identifier (by its hash), if any. */
+  profileOf(hash: string): string | undefined {
+    const node = this.nodeByHash.get(hash);
+    if (node === undefined) return undefined;
+    const profile = this.nodeProfile[node] as number;
+    return profile < 0 ? undefined : profileIdOf(profile);
+  }
+
+  /** A profile by id; an absorbed profile's id leads to the profile that absorbed it. */
+  profile(id: string): ProfileView | undefined {
+    let index = profileIndexOf(id);
+    if (!Number.isInteger(index) || index < 0) return undefined;
+    for (let next = this.absorbedInto.get(index); next !== undefined; ) {
+      index = next;
+      next = this.absorbedInto.get(index);
+    }
+    const members = this.members[index];
+    if (!members || members.length === 0) return undefined;
+    const consent: ProfileView['consent'] = {};
+    for (const [purpose, state] of this.consent[index] ?? []) {
+      consent[purpose] = {
+        granted: state.granted,
+        at: new Date(state.at).toISOString(),
+        source: state.source,
+      };
+    }
+    const seen: ProfileView['seen'] = {};
+    const at = (slot: number) => this.seen[index * 4 + slot] as number;
+    if (!Number.isNaN(at(FIRST_ONLINE)))
+      seen.online = { first: iso(at(FIRST_ONLINE)), last: iso(at(LAST_ONLINE)) };
+    if (!Number.isNaN(at(FIRST_OFFLINE)))
+      seen.offline = { first: iso(at(FIRST_OFFLINE)), last: iso(at(LAST_OFFLINE)) };
+    return {
+      id: profileIdOf(index),
+      identifiers: members.map((node) => this.identifier(node)),
+      shared: this.sharedProfiles.has(index),
+      consent,
+      traits: { ...this.traits[index] },
+      seen,
+    };
+  }
+
+  /** Every live profile with its identifiers (sorted), in profile order: what a rebuild must reproduce. */
+  *memberships(): Generator<{ id: string; identifiers: string[] }> {
+    for (const [index, members] of this.members.entries()) {
+      if (!members || members.length === 0) continue;
+      yield {
+        id: profileIdOf(index),
+        identifiers: members.map((node) => this.identifierKey(node)).sort(),
+      };
+    }
+  }
+
+  /** A digest of profiles, memberships, consent and traits, for comparing a rebuild with the live graph. */
+  digest(): string {
+    const hash = createHash('sha256');
+    for (const { id, identifiers } of this.memberships()) {
+      const index = profileIndexOf(id);
+      const consent = [...(this.consent[index] ?? [])].sort(([a], [b]) => (a < b ? -1 : 1));
+      hash.update(
+        JSON.stringify([
+          id,
+          identifiers,
+          this.sharedProfiles.has(index),
+          consent,
+          sortedEntries(this.traits[index]),
+        ]),
+      );
+      hash.update('\n');
+    }
+    return hash.digest('hex');
+  }
+
+  /** Applies one identity event (the resolver's own, or one read back from the log): see `evolve`. */
+  apply(event: IdentityEvent): void {
+    evolve(this, event);
+  }
+
+  /** The whole state as plain data (for msgpack); `IdentityGraph.restore` turns it back into a graph. */
+  toSnapshot(): GraphSnapshot {
+    return snapshotOf(this);
+  }
+
+  node(identifier: Identifier): number {
+    const known = this.nodeByHash.get(identifier.hash);
+    if (known !== undefined) return known;
+    const node = this.nodeHash.length;
+    this.nodeByHash.set(identifier.hash, node);
+    this.nodeHash.push(identifier.hash);
+    this.nodeType.push(this.internType(identifier.type));
+    this.nodeProfile.push(-1);
+    this.nodeFlags.push(0);
+    return node;
+  }
+
+  identifier(node: number): Identifier {
+    return {
+      type: this.typeNames[this.nodeType[node] as number] as string,
+      hash: this.nodeHash[node] as string,
+    };
+  }
+
+  identifierKey(node: number): string {
+    return `${this.typeNames[this.nodeType[node] as number]}:${this.nodeHash[node]}`;
+  }
+
+  profileIndex(node: number): number {
+    return node < 0 ? -1 : (this.nodeProfile[node] as number);
+  }
+
+  ensureProfile(index: number): number {
+    while (this.members.length <= index) {
+      this.members.push([]);
+      this.links.push([]);
+      this.seen.push(Number.NaN, Number.NaN, Number.NaN, Number.NaN);
+    }
+    return index;
+  }
+
+  place(profile: number, nodes: readonly number[]): void {
+    const members = this.members[profile] as number[];
+    for (const node of nodes) {
+      if (!members.includes(node)) members.push(node);
+      this.nodeProfile[node] = profile;
+    }
+  }
+
+  removeNode(profile: number, node: number): void {
+    if (profile < 0) return;
+    this.members[profile] = (this.members[profile] as number[]).filter((other) => other !== node);
+    const links = this.links[profile] as number[];
+    const kept: number[] = [];
+    for (let i = 0; i < links.length; i += 2)
+      if (links[i] !== node && links[i + 1] !== node)
+        kept.push(links[i] as number, links[i + 1] as number);
+    this.links[profile] = kept;
+    this.nodeProfile[node] = -1;
+  }
+
+  keepApart(node: number, other: number): void {
+    const partners = this.apart.get(node);
+    if (!partners) this.apart.set(node, [other]);
+    else if (!partners.includes(other)) partners.push(other);
+  }
+
+  mergeSightings(survivor: number, absorbed: number): void {
+    for (let slot = 0; slot < 4; slot++) {
+      const theirs = this.seen[absorbed * 4 + slot] as number;
+      if (Number.isNaN(theirs)) continue;
+      const ours = this.seen[survivor * 4 + slot] as number;
+      const first = slot === FIRST_ONLINE || slot === FIRST_OFFLINE;
+      if (Number.isNaN(ours) || (first ? theirs < ours : theirs > ours))
+        this.seen[survivor * 4 + slot] = theirs;
+    }
+    const visits = this.storeVisits[absorbed];
+    if (visits) {
+      const into = this.storeVisits[survivor] ?? [];
+      for (let i = 0; i < visits.length; i += 2)
+        countVisits(into, visits[i] as string, visits[i + 1] as number);
+      this.storeVisits[survivor] = into;
+      this.storeVisits[absorbed] = undefined;
+    }
+  }
+
+  /** The node of highest priority (ties: the first seen), or -1. */
+  best(nodes: readonly number[]): number {
+    let best = -1;
+    let bestPriority = Number.POSITIVE_INFINITY;
+    for (const node of nodes) {
+      const priority = this.priorityOf(this.nodeType[node] as number);
+      if (priority < bestPriority || (priority === bestPriority && node < best)) {
+        best = node;
+        bestPriority = priority;
+      }
+    }
+    return best;
+  }
+
+  sameProfile(nodes: readonly number[]): boolean {
+    const profile = this.nodeProfile[nodes[0] as number];
+    for (const node of nodes) if (this.nodeProfile[node] !== profile) return false;
+    return true;
+  }
+
+  typeCounts(members: readonly number[]): Map<number, number> {
+    const counts = new Map<number, number>();
+    for (const node of members) {
+      const type = this.nodeType[node] as number;
+      counts.set(type, (counts.get(type) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  isIdentified(members: readonly number[]): boolean {
+    return members.some((node) => this.isStrong(node));
+  }
+
+  isStrong(node: number): boolean {
+    return this.typeIsStrong(this.nodeType[node] as number);
+  }
+
+  isShared(node: number): boolean {
+    return ((this.nodeFlags[node] as number) & SHARED) !== 0;
+  }
+
+  // Per-type rules, by interned type.
+  readonly strong: boolean[] = [];
+  readonly priority: number[] = [];
+  readonly max: number[] = [];
+
+  internType(name: string): number {
+    const known = this.typeIndex.get(name);
+    if (known !== undefined) return known;
+    const index = this.typeNames.push(name) - 1;
+    this.typeIndex.set(name, index);
+    const rank = this.rules.priority.indexOf(name);
+    this.priority[index] = rank < 0 ? this.rules.priority.length : rank;
+    this.strong[index] = this.rules.strength[name] === 'strong';
+    this.max[index] = this.rules.maxPerProfile[name] ?? Number.POSITIVE_INFINITY;
+    return index;
+  }
+
+  typeIsStrong(type: number): boolean {
+    return this.strong[type] === true;
+  }
+
+  priorityOf(type: number): number {
+    return this.priority[type] as number;
+  }
+
+  priorityOfName(name: string): number {
+    return this.priorityOf(this.internType(name));
+  }
+
+  maxOf(type: number): number {
+    return this.max[type] as number;
+  }
+
+  limitDetail(type: number, max: number): string {
+    return `a profile holds at most ${max} ${this.typeNames[type]}`;
+  }
+}
+
+export function describeConsent(state: ConsentState) {
+  return {
+    granted: state.granted,
+    at: iso(state.at),
+    source: state.source as 'web' | 'app' | 'pos' | 'import' | 'system',
+  };
+}
+
+export type StoreVisits = (string | number)[];
+
+export function countVisits(visits: StoreVisits, storeId: string, count: number): void {
+  const at = visits.indexOf(storeId);
+  if (at >= 0) visits[at + 1] = (visits[at + 1] as number) + count;
+  else visits.push(storeId, count);
+}
+
+/** The most visited store; ties go to the smaller id, so the choice is deterministic. */
+export function preferredStore(visits: StoreVisits): string {
+  let best = '';
+  let most = 0;
+  for (let i = 0; i < visits.length; i += 2) {
+    const store = visits[i] as string;
+    const count = visits[i + 1] as number;
+    if (count > most || (count === most && store < best)) {
+      best = store;
+      most = count;
+    }
+  }
+  return best;
+}
+
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function sortedEntries(value: Record<string, unknown> | undefined): [string, unknown][] {
+  return Object.entries(value ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+}
+
+export function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
