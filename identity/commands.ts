@@ -17,13 +17,7 @@ export function requestUnlink(
   store: EventAppender,
   command: UnlinkRequested,
 ): Promise<AppendResult> {
-  return store.append(IDENTITY_COMMANDS_STREAM, [
-    {
-      id: randomUUID(),
-      type: IdentityCommandTypes.unlink,
-      data: UnlinkRequested.parse(command) as unknown as JsonObject,
-    },
-  ]);
+  return appendCommand(store, IdentityCommandTypes.unlink, UnlinkRequested.parse(command));
 }
 
 /** Asks the resolver to remove an identifier from the graph (erasure). */
@@ -31,11 +25,11 @@ export function requestForget(
   store: EventAppender,
   command: ForgetRequested,
 ): Promise<AppendResult> {
+  return appendCommand(store, IdentityCommandTypes.forget, ForgetRequested.parse(command));
+}
+
+function appendCommand(store: EventAppender, type: string, data: object): Promise<AppendResult> {
   return store.append(IDENTITY_COMMANDS_STREAM, [
-    {
-      id: randomUUID(),
-      type: IdentityCommandTypes.forget,
-      data: ForgetRequested.parse(command) as unknown as JsonObject,
-    },
+    { id: randomUUID(), type, data: data as JsonObject },
   ]);
 }
