@@ -4,8 +4,8 @@
  * profiles of six identifiers with `IdentityGraph.resolve`; `raw N` holds the
  * same 6N hashes in a bare Map to a profile number, the least any index of
  * them takes. Prints `{ heapMB, profiles, identifiers, seconds }` as JSON on
- * stdout: heapMB is the V8 heap used after a full GC, less what the process
- * used before building.
+ * stdout: heapMB is the V8 heap used after a full GC plus the memory outside
+ * it (buffers, typed arrays), less what the process used before building.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { IdentityFact } from '../identity/fact.js';
@@ -97,5 +97,7 @@ function heapUsed(): number {
   // Twice: the first pass can leave objects that only a second one frees (weak refs, finalisers).
   gc?.();
   gc?.();
-  return process.memoryUsage().heapUsed;
+  // Buffers and typed arrays live outside the V8 heap: count them too.
+  const { heapUsed, external } = process.memoryUsage();
+  return heapUsed + external;
 }

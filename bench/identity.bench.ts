@@ -119,7 +119,7 @@ function formatReport(
     "raw = a bare readAll of the same log touching each event's identifiers; ours reads it too, decides, and appends",
     `${formatRate(run.decisions)} decisions until durable (${formatRate(run.profiles)} profiles, ${formatRate(run.identifiers)} identifiers).`,
     `log: ${formatRate(run.ingested.calls)} tracking calls and ${formatRate(run.ingested.receipts)} receipts ingested in process (${IN_FLIGHT} requests in flight) at ${formatRate(run.ingested.rate)} events/s.`,
-    `heap = V8 heap used after a full GC, less the empty process's: ${formatRate((memory.ours.heapMB * 2 ** 20) / memory.ours.profiles)} bytes a profile`,
+    `heap = V8 heap used after a full GC plus buffers outside it, less the empty process's: ${formatRate((memory.ours.heapMB * 2 ** 20) / memory.ours.profiles)} bytes a profile`,
     '(device, account and email online; member card, phone and card token at a till; then phone + account merging the two);',
     'raw = the same hashes in a bare Map to a profile number.',
     '',

@@ -104,11 +104,10 @@ export function evolve(state: GraphState, event: IdentityEvent): void {
       return;
     }
     case E.forgotten: {
-      const node = state.nodeByHash.get(event.identifier.hash);
+      const node = state.index.get(event.identifier.hash);
       if (node === undefined) return;
       state.removeNode(state.nodeProfile[node] as number, node);
-      state.nodeByHash.delete(event.identifier.hash);
-      state.nodeHash[node] = '';
+      state.index.remove(node);
       state.nodeFlags[node] = FORGOTTEN;
       state.foreignStrong.delete(node);
       state.conflicts.delete(node);

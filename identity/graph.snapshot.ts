@@ -3,15 +3,21 @@
  * and back. A restart loads one instead of replaying the log.
  */
 import type { GraphState, StoreVisits } from './graph.state.js';
+import { HashIndex } from './hash-index.js';
+
+/** Bumped when the layout changes; an older snapshot is not read, the log is replayed instead. */
+export const SNAPSHOT_VERSION = 2;
 
 export interface GraphSnapshot {
-  readonly v: 1;
+  readonly v: typeof SNAPSHOT_VERSION;
   readonly seq: number;
   readonly typeNames: string[];
-  readonly nodeHash: string[];
-  readonly nodeType: number[];
-  readonly nodeProfile: number[];
-  readonly nodeFlags: number[];
+  /** 32 bytes a node, in node order (zeroed for a forgotten one). */
+  readonly hashes: Uint8Array;
+  readonly nodeType: Uint8Array;
+  /** Int32 little-endian bytes (msgpack keeps typed arrays as bytes). */
+  readonly nodeProfile: Uint8Array;
+  readonly nodeFlags: Uint8Array;
   readonly foreignStrong: [number, number][];
   readonly conflicts: [number, number][];
   readonly apart: [number, number[]][];
@@ -30,13 +36,13 @@ export interface GraphSnapshot {
 /** The whole state as plain data. */
 export function snapshotOf(state: GraphState): GraphSnapshot {
   return {
-    v: 1,
+    v: SNAPSHOT_VERSION,
     seq: state.seq,
     typeNames: state.typeNames,
-    nodeHash: state.nodeHash,
-    nodeType: state.nodeType,
-    nodeProfile: state.nodeProfile,
-    nodeFlags: state.nodeFlags,
+    hashes: state.index.toBytes(),
+    nodeType: state.nodeType.slice(0, state.index.nodes),
+    nodeProfile: new Uint8Array(state.nodeProfile.slice(0, state.index.nodes).buffer),
+    nodeFlags: state.nodeFlags.slice(0, state.index.nodes),
     foreignStrong: [...state.foreignStrong],
     conflicts: [...state.conflicts],
     apart: [...state.apart],
@@ -56,15 +62,16 @@ export function snapshotOf(state: GraphState): GraphSnapshot {
 
 /** Fills an empty graph from a snapshot. */
 export function loadSnapshot(state: GraphState, snapshot: GraphSnapshot): void {
-  if (snapshot.v !== 1) throw new Error(`unknown identity snapshot version ${snapshot.v}`);
+  if (snapshot.v !== SNAPSHOT_VERSION)
+    throw new Error(`unknown identity snapshot version ${snapshot.v}`);
   state.seq = snapshot.seq;
   for (const name of snapshot.typeNames) state.internType(name);
-  append(state.nodeHash, snapshot.nodeHash);
-  append(state.nodeType, snapshot.nodeType);
-  append(state.nodeProfile, snapshot.nodeProfile);
-  append(state.nodeFlags, snapshot.nodeFlags);
-  for (const [node, hash] of snapshot.nodeHash.entries())
-    if (hash !== '') state.nodeByHash.set(hash, node);
+  state.index = HashIndex.fromBytes(snapshot.hashes);
+  state.growNodeColumns(snapshot.nodeType.length);
+  state.nodeType.set(snapshot.nodeType);
+  // Copied to a fresh buffer first: an Int32Array view needs a 4-byte-aligned offset.
+  state.nodeProfile.set(new Int32Array(new Uint8Array(snapshot.nodeProfile).buffer));
+  state.nodeFlags.set(snapshot.nodeFlags);
   for (const [node, count] of snapshot.foreignStrong) state.foreignStrong.set(node, count);
   for (const [node, count] of snapshot.conflicts) state.conflicts.set(node, count);
   for (const [node, partners] of snapshot.apart) state.apart.set(node, partners);

@@ -18,6 +18,7 @@ import {
 } from '../schemas/identity.js';
 import { evolve } from './graph.evolve.js';
 import { type GraphSnapshot, snapshotOf } from './graph.snapshot.js';
+import { HashIndex } from './hash-index.js';
 
 export const NEVER_LINK = 1;
 export const SHARED = 2;
@@ -58,11 +59,12 @@ export function profileIndexOf(id: string): number {
 /** The columns of the graph and the small operations on them that deciding and applying share. */
 export class GraphState {
   // Nodes (identifiers), by index.
-  readonly nodeByHash = new Map<string, number>();
-  readonly nodeHash: string[] = [];
-  readonly nodeType: number[] = [];
-  readonly nodeProfile: number[] = [];
-  readonly nodeFlags: number[] = [];
+  /** Hash → node, and node → hash. */
+  index = new HashIndex();
+  // Typed columns by node (a JS array of numbers costs twice to eight times as much).
+  nodeType = new Uint8Array(1024);
+  nodeProfile = new Int32Array(1024);
+  nodeFlags = new Uint8Array(1024);
   /** Weak node → how many new strong identifiers it brought that its profile could not take. */
   readonly foreignStrong = new Map<number, number>();
   /** Weak node → how often it was caught bridging two identified profiles. */
@@ -101,12 +103,12 @@ export class GraphState {
   }
 
   get identifierCount(): number {
-    return this.nodeByHash.size;
+    return this.index.size;
   }
 
   /** The profile holding an identifier (by its hash), if any. */
   profileOf(hash: string): string | undefined {
-    const node = this.nodeByHash.get(hash);
+    const node = this.index.get(hash);
     if (node === undefined) return undefined;
     const profile = this.nodeProfile[node] as number;
     return profile < 0 ? undefined : profileIdOf(profile);
@@ -188,26 +190,38 @@ export class GraphState {
   }
 
   node(identifier: Identifier): number {
-    const known = this.nodeByHash.get(identifier.hash);
+    const known = this.index.get(identifier.hash);
     if (known !== undefined) return known;
-    const node = this.nodeHash.length;
-    this.nodeByHash.set(identifier.hash, node);
-    this.nodeHash.push(identifier.hash);
-    this.nodeType.push(this.internType(identifier.type));
-    this.nodeProfile.push(-1);
-    this.nodeFlags.push(0);
+    const node = this.index.add(identifier.hash);
+    if (node >= this.nodeType.length) this.growNodeColumns(node + 1);
+    this.nodeType[node] = this.internType(identifier.type);
+    this.nodeProfile[node] = -1;
+    this.nodeFlags[node] = 0;
     return node;
+  }
+
+  /** Makes room for at least `nodes` nodes in the typed columns (half as much again, so growth stays cheap). */
+  growNodeColumns(nodes: number): void {
+    const capacity = Math.max(nodes, Math.ceil(this.nodeType.length * 1.5));
+    const grow = <T extends Uint8Array | Int32Array>(column: T, make: (n: number) => T): T => {
+      const grown = make(capacity);
+      grown.set(column);
+      return grown;
+    };
+    this.nodeType = grow(this.nodeType, (n) => new Uint8Array(n));
+    this.nodeProfile = grow(this.nodeProfile, (n) => new Int32Array(n));
+    this.nodeFlags = grow(this.nodeFlags, (n) => new Uint8Array(n));
   }
 
   identifier(node: number): Identifier {
     return {
       type: this.typeNames[this.nodeType[node] as number] as string,
-      hash: this.nodeHash[node] as string,
+      hash: this.index.hashOf(node),
     };
   }
 
   identifierKey(node: number): string {
-    return `${this.typeNames[this.nodeType[node] as number]}:${this.nodeHash[node]}`;
+    return `${this.typeNames[this.nodeType[node] as number]}:${this.index.hashOf(node)}`;
   }
 
   profileIndex(node: number): number {
@@ -317,6 +331,8 @@ export class GraphState {
   internType(name: string): number {
     const known = this.typeIndex.get(name);
     if (known !== undefined) return known;
+    if (this.typeNames.length === 255)
+      throw new Error('more than 255 identifier types: the graph stores a type in one byte');
     const index = this.typeNames.push(name) - 1;
     this.typeIndex.set(name, index);
     const rank = this.rules.priority.indexOf(name);

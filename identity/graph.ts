@@ -55,7 +55,7 @@ export class IdentityGraph extends GraphState {
     const fresh: Identifier[] = [];
     let sharedNode = -1;
     for (const identifier of fact.identifiers) {
-      const node = this.nodeByHash.get(identifier.hash);
+      const node = this.index.get(identifier.hash);
       if (node === undefined) {
         if (identifier.neverLink) {
           this.emit({
@@ -86,7 +86,7 @@ export class IdentityGraph extends GraphState {
     if (active.length > 1 && !this.sameProfile(active))
       this.mergeProfilesOf(active, evidence, contested);
     if (fresh.length > 0) this.linkFresh(active, fresh, evidence, contested, foreign);
-    for (const identifier of fresh) active.push(this.nodeByHash.get(identifier.hash) as number);
+    for (const identifier of fresh) active.push(this.index.get(identifier.hash) as number);
     if (contested.length > 0 || foreign.length > 0) this.detectShared(foreign, contested, evidence);
 
     const best = this.best(active.filter((node) => !this.isShared(node)));
@@ -413,8 +413,8 @@ export class IdentityGraph extends GraphState {
   private unlink(command: UnlinkCommand): void {
     const evidence: Evidence = { eventId: command.eventId, position: command.position };
     const [a, b] = command.identifiers;
-    const nodeA = this.nodeByHash.get(a.hash);
-    const nodeB = this.nodeByHash.get(b.hash);
+    const nodeA = this.index.get(a.hash);
+    const nodeB = this.index.get(b.hash);
     if (nodeA === undefined || nodeB === undefined || nodeA === nodeB) return;
     const profile = this.profileIndex(nodeA);
     const other = this.profileIndex(nodeB);
@@ -439,7 +439,7 @@ export class IdentityGraph extends GraphState {
   }
 
   private forget(command: ForgetCommand): void {
-    const node = this.nodeByHash.get(command.identifier.hash);
+    const node = this.index.get(command.identifier.hash);
     if (node === undefined) return;
     const profile = this.profileIndex(node);
     if (profile < 0) return;

@@ -35,7 +35,7 @@ import {
 } from '../schemas/identity.js';
 import { identityInput } from './fact.js';
 import { IdentityGraph } from './graph.js';
-import type { GraphSnapshot } from './graph.snapshot.js';
+import { type GraphSnapshot, SNAPSHOT_VERSION } from './graph.snapshot.js';
 
 export interface ResolverOptions {
   readonly eventStore: EventStore;
@@ -88,10 +88,17 @@ interface SnapshotFile {
 /** Opens the resolver, restoring the graph from its snapshot when there is one. */
 export async function openResolver(options: ResolverOptions): Promise<Resolver> {
   const rulesDigest = digestRules(options.rules);
-  const saved =
+  let saved =
     options.snapshotFile && options.resume !== false
       ? await readSnapshot(options.snapshotFile)
       : undefined;
+  if (saved && saved.graph.v !== SNAPSHOT_VERSION) {
+    options.log?.warn(
+      { snapshot: options.snapshotFile, version: saved.graph.v },
+      'the identity snapshot is from another version: replaying the log instead',
+    );
+    saved = undefined;
+  }
   if (saved && saved.rules !== rulesDigest)
     options.log?.warn(
       { snapshot: options.snapshotFile },
@@ -276,7 +283,8 @@ export async function readGraphSnapshot(
   rules: IdentityRules,
 ): Promise<{ graph: IdentityGraph; position: string } | undefined> {
   const saved = await readSnapshot(file);
-  return saved && { graph: IdentityGraph.restore(saved.graph, rules), position: saved.position };
+  if (!saved || saved.graph.v !== SNAPSHOT_VERSION) return undefined;
+  return { graph: IdentityGraph.restore(saved.graph, rules), position: saved.position };
 }
 
 async function readSnapshot(file: string): Promise<SnapshotFile | undefined> {
