@@ -48,12 +48,12 @@ export function evolve(state: GraphState, event: IdentityEvent): void {
       return;
     }
     case E.absorbed:
-    case E.ignored:
-      if (event.type === E.ignored) {
-        const node = state.node(event.identifier);
-        state.nodeFlags[node] = (state.nodeFlags[node] as number) | NEVER_LINK;
-      }
+      return; // the merge in the survivor's stream moved everything
+    case E.ignored: {
+      const node = state.node(event.identifier);
+      state.nodeFlags[node] = (state.nodeFlags[node] as number) | NEVER_LINK;
       return;
+    }
     case E.refused:
       if (event.otherProfileId)
         state.refusals.add(

@@ -11,11 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Identifier } from '../schemas/identifier.js';
-import {
-  IdentityEventTypes as E,
-  type IdentityEvent,
-  type IdentityRules,
-} from '../schemas/identity.js';
+import type { IdentityEvent, IdentityRules } from '../schemas/identity.js';
 import { evolve } from './graph.evolve.js';
 import { type GraphSnapshot, snapshotOf } from './graph.snapshot.js';
 import { HashIndex } from './hash-index.js';

@@ -5,7 +5,7 @@
  * events in its stream (`profile-<id>`).
  */
 import { z } from 'zod';
-import { BUILT_IN_IDENTIFIER_TYPES, Identifier, IdentifierType } from './identifier.js';
+import { Identifier, IdentifierType } from './identifier.js';
 
 // ---------------------------------------------------------------------------
 // Rules
@@ -128,9 +128,6 @@ export function neverLinkTest(rules: IdentityRules): (type: string, value: strin
     byType.get(type)?.has(value) === true ||
     patterns.get(type)?.some((pattern) => pattern.test(value)) === true;
 }
-
-/** Built-in types the default rules cover; a configured type missing from `strength` is weak. */
-export const KNOWN_IDENTIFIER_TYPES = BUILT_IN_IDENTIFIER_TYPES;
 
 // ---------------------------------------------------------------------------
 // Identity events (appended by the resolver to `profile-<id>` streams)

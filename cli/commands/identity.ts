@@ -4,6 +4,7 @@ import { describeDecision, profileHistory, shortIdentifier } from '../../identit
 import { openResolver, readGraphSnapshot } from '../../identity/resolver.js';
 import { IdentifierHasher, identifierFromText } from '../../privacy/identifiers.js';
 import { ErrorCodes, TandemError } from '../../schemas/errors.js';
+import type { Identifier } from '../../schemas/identifier.js';
 import { identitySnapshotFile, loadHashSecret } from '../platform.js';
 import { openRuntime, type Runtime } from '../runtime.js';
 
@@ -28,7 +29,7 @@ export function registerIdentityCommands(program: Command): void {
         await resolver.catchUp();
         const profileId = who.startsWith('prf_')
           ? who
-          : resolver.graph.profileOf((await identifierOf(runtime, who)).hash);
+          : resolver.graph.profileOf((await identifierReader(runtime))(who).hash);
         const profile = profileId && resolver.graph.profile(profileId);
         if (!profile) throw new TandemError(ErrorCodes.NOT_FOUND, `no profile has ${who}`);
         const lines = [
@@ -57,12 +58,9 @@ export function registerIdentityCommands(program: Command): void {
     .option('--by <name>', 'who asks (kept with the decision)', process.env.USER ?? 'operator')
     .action(async (a: string, b: string, options: { reason: string; by: string }) =>
       withRuntime(async (runtime) => {
-        const identifiers = [
-          await identifierOf(runtime, a),
-          await identifierOf(runtime, b),
-        ] as const;
+        const read = await identifierReader(runtime);
         const { position } = await requestUnlink(runtime.eventStore, {
-          identifiers: [identifiers[0], identifiers[1]],
+          identifiers: [read(a), read(b)],
           reason: options.reason,
           requestedBy: options.by,
         });
@@ -112,9 +110,10 @@ async function withRuntime(run: (runtime: Runtime) => Promise<void>): Promise<vo
   }
 }
 
-async function identifierOf(runtime: Runtime, text: string) {
+/** Reads TYPE:VALUE into the identifier matching knows (normalised, hashed); the secret is loaded once. */
+async function identifierReader(runtime: Runtime): Promise<(text: string) => Identifier> {
   const { secret } = await loadHashSecret(runtime.config);
-  return identifierFromText(text, new IdentifierHasher(secret), {
-    defaultCountryCode: runtime.config.defaultPhoneCountryCode,
-  });
+  const hasher = new IdentifierHasher(secret);
+  const options = { defaultCountryCode: runtime.config.defaultPhoneCountryCode };
+  return (text) => identifierFromText(text, hasher, options);
 }
