@@ -5,39 +5,30 @@
  * skipped with the reason, never failed.
  */
 import { afterAll, beforeAll } from 'vitest';
+import { findServer, serverUrl } from '../testing/servers.js';
 import { describeEventStoreContract } from './event-store.contract.js';
 
 /** A pinned release, so a new KurrentDB version is a deliberate change here. */
 const IMAGE = 'kurrentplatform/kurrentdb:26.0.2';
 const PORT = 2113;
-/** Finding the runtime is a local socket call; a hung socket must not stall the whole run. */
-const RUNTIME_PROBE_MS = 5_000;
 /** Pulling the image on a cold machine can take longer than the int tier's hook timeout. */
 const CONTAINER_START_MS = 300_000;
 const CONTAINER_READY_MS = 120_000;
 
-type Source =
-  | { readonly url: string }
-  | { readonly container: true }
-  | { readonly skipReason: string };
-
-const source = await findKurrentDb();
-let connectionString: Promise<string> | undefined;
-let stopContainer: (() => Promise<unknown>) | undefined;
+const source = await findServer('TANDEM_TEST_KURRENTDB_URL', 'KurrentDB');
+const server = serverUrl(source, startContainer);
 
 if ('container' in source) {
   beforeAll(async () => {
-    await serverUrl();
+    await server.url();
   }, CONTAINER_START_MS);
-  afterAll(async () => {
-    await stopContainer?.();
-  });
+  afterAll(() => server.stop());
 }
 
 describeEventStoreContract(
   'kurrentdb',
   async () => ({
-    spec: { kind: 'kurrentdb', connectionString: await serverUrl() },
+    spec: { kind: 'kurrentdb', connectionString: await server.url() },
     // Every contract test writes its own streams, so a shared server needs no cleaning.
     cleanup: async () => {},
   }),
@@ -48,32 +39,7 @@ describeEventStoreContract(
   },
 );
 
-async function findKurrentDb(): Promise<Source> {
-  const url = process.env.TANDEM_TEST_KURRENTDB_URL;
-  if (url) return { url };
-  // Loaded only here: runs against a given server never pay for testcontainers.
-  const { getContainerRuntimeClient } = await import('testcontainers');
-  try {
-    await withTimeout(getContainerRuntimeClient(), RUNTIME_PROBE_MS);
-    return { container: true };
-  } catch (error) {
-    const why = (error instanceof Error ? error.message : String(error))
-      .split('\n')[0]
-      ?.slice(0, 120);
-    return {
-      skipReason: `no KurrentDB: set TANDEM_TEST_KURRENTDB_URL or provide a container runtime (testcontainers found none: ${why})`,
-    };
-  }
-}
-
-/** The connection string of the server under test, starting the container on first use. */
-function serverUrl(): Promise<string> {
-  if ('url' in source) return Promise.resolve(source.url);
-  connectionString ??= startContainer();
-  return connectionString;
-}
-
-async function startContainer(): Promise<string> {
+async function startContainer() {
   const { GenericContainer, Wait } = await import('testcontainers');
   const container = await new GenericContainer(IMAGE)
     .withEnvironment({
@@ -88,18 +54,8 @@ async function startContainer(): Promise<string> {
     .withWaitStrategy(Wait.forHttp('/health/live', PORT).forStatusCode(204))
     .withStartupTimeout(CONTAINER_READY_MS)
     .start();
-  stopContainer = () => container.stop();
-  return `kurrentdb://${container.getHost()}:${container.getMappedPort(PORT)}?tls=false`;
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return {
+    url: `kurrentdb://${container.getHost()}:${container.getMappedPort(PORT)}?tls=false`,
+    stop: () => container.stop(),
+  };
 }

@@ -1,5 +1,6 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -111,11 +112,10 @@ describe(openLmdbEventStore.name, () => {
       spawn(
         process.execPath,
         ['--import', 'tsx', appenderChild, spec, 'contended', '5', 'contend:30'],
-        {
-          stdio: ['ignore', 'pipe', 'inherit'],
-        },
+        { stdio: ['ignore', 'pipe', 'pipe'] },
       ),
     );
+    const exits = children.map(exitOf);
     const acked = await Promise.all(
       children.map(async (child) => {
         const ids: string[] = [];
@@ -124,6 +124,8 @@ describe(openLmdbEventStore.name, () => {
         return ids;
       }),
     );
+    // A child that died (a crash in the store) fails here, with what it printed.
+    expect(await Promise.all(exits)).toEqual([1, 2, 3].map(() => 'exit 0'));
     const stored = await collect(store.readStream('contended'));
     expect(stored).toHaveLength(3 * 30 * 5);
     expect(stored.map((event) => event.revision)).toEqual(stored.map((_, i) => i));
@@ -160,3 +162,13 @@ describe(openLmdbEventStore.name, () => {
     expect(all.some((event) => JSON.stringify(event.data).includes(marker))).toBe(false);
   });
 });
+
+/** How a child ended: `exit 0`, or its code or signal with the end of its stderr. */
+async function exitOf(child: ChildProcess): Promise<string> {
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-2000);
+  });
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  return code === 0 ? 'exit 0' : `${signal ?? `exit ${code}`}: ${stderr}`;
+}

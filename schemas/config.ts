@@ -26,6 +26,14 @@ export const EnvSchema = z.object({
   TANDEM_EVENTSTORE_URL: kurrentDbUrl.optional(),
   /** A ClickHouse server or cluster to use instead of embedded chDB. */
   TANDEM_CLICKHOUSE_URL: httpUrl.optional(),
+  TANDEM_CLICKHOUSE_DATABASE: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,63}$/, 'must be a lower-case identifier such as tandem')
+    .default('tandem'),
+  TANDEM_CLICKHOUSE_CLUSTER: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_-]{0,127}$/, 'must be the name of a cluster in remote_servers')
+    .optional(),
   /** Least severe log level written. */
   TANDEM_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   /** `json` (the default off a terminal), `pretty` (the default on one). */
@@ -69,7 +77,13 @@ export function configSchema(cwd: string) {
       eventStore: env.TANDEM_EVENTSTORE_URL
         ? { kind: 'kurrentdb' as const, connectionString: env.TANDEM_EVENTSTORE_URL }
         : { kind: 'lmdb' as const, path: resolve(dataDir, 'eventstore') },
-      clickhouseUrl: env.TANDEM_CLICKHOUSE_URL,
+      warehouse: {
+        target: env.TANDEM_CLICKHOUSE_URL
+          ? { kind: 'server' as const, url: env.TANDEM_CLICKHOUSE_URL }
+          : { kind: 'chdb' as const, path: resolve(dataDir, 'clickhouse') },
+        database: env.TANDEM_CLICKHOUSE_DATABASE,
+        cluster: env.TANDEM_CLICKHOUSE_CLUSTER,
+      },
       log: { level: env.TANDEM_LOG_LEVEL, format: env.TANDEM_LOG_FORMAT },
       server: { host: env.TANDEM_HOST, port: env.TANDEM_PORT },
       secrets: {

@@ -7,7 +7,11 @@ describe(loadConfig.name, () => {
     const config = loadConfig({}, '/srv/app');
     expect(config.dataDir).toBe('/srv/app/tandem-data');
     expect(config.eventStore).toEqual({ kind: 'lmdb', path: '/srv/app/tandem-data/eventstore' });
-    expect(config.clickhouseUrl).toBeUndefined();
+    expect(config.warehouse).toEqual({
+      target: { kind: 'chdb', path: '/srv/app/tandem-data/clickhouse' },
+      database: 'tandem',
+      cluster: undefined,
+    });
     expect(config.log).toEqual({ level: 'info', format: undefined });
   });
 
@@ -16,6 +20,7 @@ describe(loadConfig.name, () => {
       {
         TANDEM_EVENTSTORE_URL: 'kurrentdb+discover://node1:2113,node2:2113?tls=true',
         TANDEM_CLICKHOUSE_URL: 'https://clickhouse.internal:8443',
+        TANDEM_CLICKHOUSE_CLUSTER: 'tandem_cluster',
         TANDEM_DATA_DIR: '/var/lib/tandem',
       },
       '/srv/app',
@@ -24,7 +29,11 @@ describe(loadConfig.name, () => {
       kind: 'kurrentdb',
       connectionString: 'kurrentdb+discover://node1:2113,node2:2113?tls=true',
     });
-    expect(config.clickhouseUrl).toBe('https://clickhouse.internal:8443');
+    expect(config.warehouse).toEqual({
+      target: { kind: 'server', url: 'https://clickhouse.internal:8443' },
+      database: 'tandem',
+      cluster: 'tandem_cluster',
+    });
     expect(config.dataDir).toBe('/var/lib/tandem');
   });
 

@@ -1,0 +1,93 @@
+/**
+ * Versioned, idempotent migrations of the warehouse schema, applied at start.
+ *
+ * Each migration is a list of statements that may run again harmlessly (`IF
+ * NOT EXISTS`, `OR REPLACE`); its version is recorded in `schema_migrations`
+ * once all its statements ran, so a start interrupted half-way applies it
+ * again. Migrations are never edited once released: a schema change is a new
+ * migration that alters the tables, together with the change to the specs in
+ * `tables.ts` (a test checks the migrated schema equals the specs).
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import {
+  CHECKPOINTS,
+  createTableSql,
+  createViewSql,
+  type DdlOptions,
+  onCluster,
+  PROJECTED_TABLES,
+  VIEWS,
+} from './tables.js';
+import type { Warehouse } from './warehouse.js';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  statements(options: DdlOptions): string[];
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'projected tables, checkpoints and profile views',
+    statements: (options) => [
+      ...[...PROJECTED_TABLES, CHECKPOINTS].map((spec) => createTableSql(spec, options)),
+      ...VIEWS.map((view) => createViewSql(view, options)),
+    ],
+  },
+];
+
+const MIGRATIONS_TABLE = 'schema_migrations';
+
+export interface MigrationReport {
+  readonly applied: readonly number[];
+  readonly current: number;
+}
+
+/** Creates the database and applies the migrations not yet recorded, in order. */
+export async function migrate(
+  warehouse: Warehouse,
+  migrations: readonly Migration[] = MIGRATIONS,
+): Promise<MigrationReport> {
+  const options: DdlOptions = { database: warehouse.database, cluster: warehouse.cluster };
+  const { client } = warehouse;
+  const cluster = onCluster(options);
+  await command(client, `CREATE DATABASE IF NOT EXISTS ${warehouse.database}${cluster}`);
+  await command(
+    client,
+    `CREATE TABLE IF NOT EXISTS ${warehouse.table(MIGRATIONS_TABLE)}${cluster}
+(version UInt32, name String, applied_at DateTime64(3, 'UTC'))
+ENGINE = ${warehouse.cluster ? "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', applied_at)" : 'ReplacingMergeTree(applied_at)'}
+ORDER BY version
+COMMENT 'Warehouse schema migrations applied, by version.'`,
+  );
+  const done = new Set(await appliedVersions(warehouse));
+  const applied: number[] = [];
+  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (done.has(migration.version)) continue;
+    for (const statement of migration.statements(options)) await command(client, statement);
+    await client.insert({
+      table: warehouse.table(MIGRATIONS_TABLE),
+      values: [
+        { version: migration.version, name: migration.name, applied_at: new Date().toISOString() },
+      ],
+      format: 'JSONEachRow',
+    });
+    applied.push(migration.version);
+  }
+  const versions = [...done, ...applied];
+  return { applied, current: versions.length === 0 ? 0 : Math.max(...versions) };
+}
+
+/** Versions recorded in `schema_migrations`, ascending. */
+export async function appliedVersions(warehouse: Warehouse): Promise<number[]> {
+  const result = await warehouse.client.query({
+    query: `SELECT version FROM ${warehouse.table(MIGRATIONS_TABLE)} ORDER BY version`,
+    format: 'JSONEachRow',
+  });
+  return (await result.json<{ version: number }>()).map((row) => row.version);
+}
+
+async function command(client: ClickHouseClient, query: string): Promise<void> {
+  await client.command({ query });
+}

@@ -1,0 +1,444 @@
+/**
+ * The warehouse schema as data: every table and view the projections write
+ * and analysts read, with a comment on each column. `migrations.ts` creates
+ * them from these specs, `sql-docs.ts` documents them from what ClickHouse
+ * reports after the migrations ran, and a test holds the three together.
+ *
+ * Every table is a ReplacingMergeTree keyed by what makes a row unique (an
+ * event id, an identifier hash, a profile and purpose) with a version from the
+ * log (a position or the resolver's decision counter). Writing a row twice —
+ * a projector restarted after a crash re-delivers its last batch — leaves one
+ * row once parts merge, and at once for queries run with `final = 1`, which
+ * every connection Tandem opens sets. Nothing here holds plaintext PII:
+ * people appear as keyed identifier hashes and profile ids.
+ */
+
+export interface Column {
+  readonly name: string;
+  readonly type: string;
+  readonly comment: string;
+}
+
+export interface TableSpec {
+  readonly name: string;
+  readonly comment: string;
+  readonly columns: readonly Column[];
+  /** The ReplacingMergeTree version column: the newest version of a key wins. */
+  readonly version: string;
+  /** A UInt8 column: 1 marks the key deleted once its newest version says so. */
+  readonly isDeleted?: string;
+  readonly orderBy: string;
+  readonly partitionBy?: string;
+  /** Data-skipping indexes, as `INDEX` clauses without the keyword. */
+  readonly indexes?: readonly string[];
+}
+
+export interface ViewSpec {
+  readonly name: string;
+  readonly comment: string;
+  /** What each column of the view means; a test checks these match the view. */
+  readonly columns: Readonly<Record<string, string>>;
+  /** The SELECT, with `{db}` standing for the database. */
+  readonly select: string;
+}
+
+const time = (name: string, comment: string): Column => ({
+  name,
+  type: "DateTime64(3, 'UTC')",
+  comment,
+});
+const text = (name: string, comment: string): Column => ({ name, type: 'String', comment });
+const label = (name: string, comment: string): Column => ({
+  name,
+  type: 'LowCardinality(String)',
+  comment,
+});
+const money = (name: string, comment: string): Column => ({
+  name,
+  type: 'Decimal(18, 2)',
+  comment,
+});
+const position: Column = {
+  name: 'position',
+  type: 'UInt64',
+  comment: 'Position of the source event in the log; the row version.',
+};
+const seq: Column = {
+  name: 'seq',
+  type: 'UInt64',
+  comment: "The identity resolver's decision counter; the row version (the newest decision wins).",
+};
+const identifierColumns: readonly Column[] = [
+  label(
+    'identifier_type',
+    'Type of the strongest identifier the event came with (user_id, member_id, email, phone, payment_token, anonymous_id).',
+  ),
+  text(
+    'identifier_hash',
+    'Keyed hash of that identifier; join `identity` on it to find the profile.',
+  ),
+];
+
+export const EVENTS: TableSpec = {
+  name: 'events',
+  comment: 'One row per online or offline touchpoint: every tracking call and every store receipt.',
+  columns: [
+    { name: 'event_id', type: 'UUID', comment: 'Id of the event in the log.' },
+    time('occurred_at', 'When it happened (client clock corrected for skew; till time for POS).'),
+    time('received_at', 'When Tandem received it.'),
+    label('channel', '`online` (web, app) or `offline` (store).'),
+    label('source_kind', 'Kind of source: web, app, pos, import or system.'),
+    label('source_id', 'The source (write key name or POS source) that sent it.'),
+    label('store_id', 'Store of a receipt or of an order picked up in store; empty otherwise.'),
+    label(
+      'type',
+      'Call type: track, page, screen, identify, alias, group, or pos.receipt for a store receipt.',
+    ),
+    label(
+      'event_name',
+      'Event name: the track event (e.g. `Product Viewed`), `Page Viewed`, `Screen Viewed`, `Identify`, `Alias`, `Group`, or `Order Completed` for a store receipt.',
+    ),
+    text('page_name', 'Name of a page or screen.'),
+    text('page_path', 'Path of the page (context.page.path or properties.path).'),
+    {
+      name: 'product_ids',
+      type: 'Array(String)',
+      comment: 'Products the event is about: product_id or sku, of the event or its lines.',
+    },
+    {
+      name: 'categories',
+      type: 'Array(LowCardinality(String))',
+      comment:
+        'Product categories the event names (online events carry them; join `products` for receipts).',
+    },
+    text('order_id', 'Order id (online) or receipt id (store); empty when not an order.'),
+    money('revenue', 'Revenue of an order or receipt; 0 otherwise.'),
+    label('currency', 'Currency of `revenue` (ISO 4217); empty when none.'),
+    text(
+      'properties',
+      'The non-personal properties as JSON (personal fields are sealed in the log, never here).',
+    ),
+    ...identifierColumns,
+    {
+      name: 'identifiers',
+      type: 'Array(String)',
+      comment: 'Every identifier the event came with, as `type:hash`.',
+    },
+    position,
+  ],
+  version: 'position',
+  orderBy: '(toDate(occurred_at), event_id)',
+  partitionBy: 'toYYYYMM(occurred_at)',
+  indexes: ['identifier_hash_idx identifier_hash TYPE bloom_filter GRANULARITY 4'],
+};
+
+const orderColumns: readonly Column[] = [
+  {
+    name: 'event_id',
+    type: 'UUID',
+    comment: 'Id of the receipt or `Order Completed` event in the log.',
+  },
+  text('order_id', 'Order id (online) or receipt id (store).'),
+  time('occurred_at', 'When the order was placed or the receipt printed.'),
+  label('channel', '`online` or `offline`.'),
+  label('store_id', 'Store of the receipt, or of the pickup for an online order; empty otherwise.'),
+];
+
+export const ORDERS: TableSpec = {
+  name: 'orders',
+  comment:
+    'Orders from both channels, unified: store receipts and online `Order Completed` events.',
+  columns: [
+    ...orderColumns,
+    label('source_id', 'The source that sent it.'),
+    label('fulfillment', '`in_store` for receipts; `shipping` or `store_pickup` online.'),
+    label('currency', 'Currency (ISO 4217).'),
+    money('revenue', 'Order total after discounts.'),
+    { name: 'items', type: 'UInt32', comment: 'Units bought (sum of line quantities).' },
+    { name: 'lines', type: 'UInt16', comment: 'Number of order lines.' },
+    ...identifierColumns,
+    position,
+  ],
+  version: 'position',
+  orderBy: '(toDate(occurred_at), event_id)',
+  partitionBy: 'toYYYYMM(occurred_at)',
+  indexes: ['identifier_hash_idx identifier_hash TYPE bloom_filter GRANULARITY 4'],
+};
+
+export const ORDER_LINES: TableSpec = {
+  name: 'order_lines',
+  comment: 'One row per line of an order or receipt.',
+  columns: [
+    ...orderColumns,
+    { name: 'line', type: 'UInt16', comment: 'Line number within the order, from 1.' },
+    text('sku', 'Product sku.'),
+    label(
+      'category',
+      'Product category when the event named it (online); join `products` otherwise.',
+    ),
+    { name: 'quantity', type: 'Int32', comment: 'Units.' },
+    money('unit_price', 'Price of one unit.'),
+    money('discount', 'Discount on the line.'),
+    money('amount', 'unit_price × quantity − discount.'),
+    ...identifierColumns,
+    position,
+  ],
+  version: 'position',
+  orderBy: '(toDate(occurred_at), event_id, line)',
+  partitionBy: 'toYYYYMM(occurred_at)',
+};
+
+export const IDENTITY: TableSpec = {
+  name: 'identity',
+  comment:
+    'Which profile each identifier belongs to now. A merge or split rewrites only these rows, so events join their current profile through it.',
+  columns: [
+    text('identifier_hash', 'Keyed hash of the identifier.'),
+    label('identifier_type', 'Identifier type.'),
+    text('profile_id', 'The profile holding it.'),
+    seq,
+    {
+      name: 'is_deleted',
+      type: 'UInt8',
+      comment: '1 when the identifier was forgotten (the row then disappears from queries).',
+    },
+  ],
+  version: 'seq',
+  isDeleted: 'is_deleted',
+  orderBy: 'identifier_hash',
+};
+
+export const PROFILES: TableSpec = {
+  name: 'profiles',
+  comment: 'Every profile the resolver made, and whether it is active or was merged into another.',
+  columns: [
+    text('profile_id', 'Profile id (`prf_…`).'),
+    label('status', '`active`, or `merged` once absorbed by another profile.'),
+    text('merged_into', 'The surviving profile when merged; empty otherwise.'),
+    label('created_reason', 'Why it was created: first_seen, split, refused or shared.'),
+    seq,
+  ],
+  version: 'seq',
+  orderBy: 'profile_id',
+};
+
+export const PROFILE_TRAITS: TableSpec = {
+  name: 'profile_traits',
+  comment:
+    'Non-personal traits of profiles (city, member tier, preferred store…), one row per profile and trait.',
+  columns: [
+    text('profile_id', 'Profile id.'),
+    text('trait', 'Trait name.'),
+    text('value', 'Trait value as JSON (a string value is quoted).'),
+    seq,
+  ],
+  version: 'seq',
+  orderBy: '(profile_id, trait)',
+};
+
+const consentColumns: readonly Column[] = [
+  text('profile_id', 'Profile id.'),
+  label(
+    'purpose',
+    'Purpose: analytics, personalization, marketing_email, marketing_sms, or configured ones.',
+  ),
+  { name: 'granted', type: 'Bool', comment: 'Whether the purpose is allowed.' },
+  time('stated_at', 'When the person stated it.'),
+  label('source', 'Where it was stated: web, app, pos, import or system.'),
+  seq,
+];
+
+export const CONSENTS: TableSpec = {
+  name: 'consents',
+  comment: 'Current consent of each profile per purpose (the latest statement wins).',
+  columns: consentColumns,
+  version: 'seq',
+  orderBy: '(profile_id, purpose)',
+};
+
+export const CONSENT_HISTORY: TableSpec = {
+  name: 'consent_history',
+  comment: 'Every consent change of every profile, oldest first by `seq`.',
+  columns: consentColumns,
+  version: 'seq',
+  orderBy: '(profile_id, purpose, seq)',
+};
+
+export const PRODUCTS: TableSpec = {
+  name: 'products',
+  comment: 'The product catalog (dimension).',
+  columns: [
+    text('sku', 'Product sku.'),
+    text('name', 'Product name.'),
+    label('category', 'Category.'),
+    label('brand', 'Brand.'),
+    money('price', 'List price.'),
+    label('currency', 'Currency of the price.'),
+    position,
+  ],
+  version: 'position',
+  orderBy: 'sku',
+};
+
+export const STORES: TableSpec = {
+  name: 'stores',
+  comment: 'The physical stores (dimension).',
+  columns: [
+    label('store_id', 'Store id.'),
+    text('name', 'Store name.'),
+    label('city', 'City.'),
+    label('district', 'District.'),
+    { name: 'lat', type: 'Float64', comment: 'Latitude.' },
+    { name: 'lon', type: 'Float64', comment: 'Longitude.' },
+    label('time_zone', 'IANA time zone of the store.'),
+    { name: 'categories', type: 'Array(LowCardinality(String))', comment: 'Categories it sells.' },
+    position,
+  ],
+  version: 'position',
+  orderBy: 'store_id',
+};
+
+/** The tables the projections write, in the order they are created. */
+export const PROJECTED_TABLES: readonly TableSpec[] = [
+  EVENTS,
+  ORDERS,
+  ORDER_LINES,
+  IDENTITY,
+  PROFILES,
+  PROFILE_TRAITS,
+  CONSENTS,
+  CONSENT_HISTORY,
+  PRODUCTS,
+  STORES,
+];
+
+/** Where each projector stores how far into the log it has written. */
+export const CHECKPOINTS: TableSpec = {
+  name: 'projector_checkpoints',
+  comment: 'How far into the log each projector has written (written after its data).',
+  columns: [
+    label('projector', 'Projector name.'),
+    { name: 'commit', type: 'UInt64', comment: 'Commit position of the last event written.' },
+    { name: 'prepare', type: 'UInt64', comment: 'Prepare position of the last event written.' },
+    { name: 'events', type: 'UInt64', comment: 'Events the projector has handled in all.' },
+    time('updated_at', 'When the checkpoint was written.'),
+  ],
+  version: 'commit',
+  orderBy: 'projector',
+};
+
+export const VIEWS: readonly ViewSpec[] = [
+  {
+    name: 'profile_events',
+    comment: 'Events with the profile they belong to now (through `identity`).',
+    columns: {
+      profile_id: 'The profile holding the event’s identifier now.',
+      event_id: 'Id of the event.',
+      occurred_at: 'When it happened.',
+      channel: '`online` or `offline`.',
+      store_id: 'Store, when there is one.',
+      event_name: 'Event name, as in `events`.',
+      product_ids: 'Products the event is about.',
+      categories: 'Categories the event names.',
+      order_id: 'Order or receipt id.',
+      revenue: 'Revenue of an order or receipt.',
+    },
+    select: `SELECT i.profile_id AS profile_id, e.event_id, e.occurred_at, e.channel, e.store_id,
+       e.event_name, e.product_ids, e.categories, e.order_id, e.revenue
+FROM {db}.events AS e
+INNER JOIN {db}.identity AS i ON i.identifier_hash = e.identifier_hash`,
+  },
+  {
+    name: 'profile_overview',
+    comment:
+      'One row per active profile: traits, first and last seen per channel, orders and revenue.',
+    columns: {
+      profile_id: 'Profile id.',
+      traits: 'Current traits (values as JSON).',
+      city: 'The `city` trait, unquoted.',
+      member_tier: 'The `member_tier` trait, unquoted.',
+      preferred_store: 'The store visited most (the `preferred_store` trait).',
+      first_seen_online: 'First online event (NULL if none).',
+      last_seen_online: 'Last online event (NULL if none).',
+      first_seen_offline: 'First store event (NULL if none).',
+      last_seen_offline: 'Last store event (NULL if none).',
+      events: 'Events of the profile.',
+      orders: 'Orders of both channels.',
+      revenue: 'Revenue of both channels.',
+    },
+    select: `WITH
+  traits AS (SELECT profile_id, mapFromArrays(groupArray(trait), groupArray(value)) AS traits
+             FROM {db}.profile_traits GROUP BY profile_id),
+  activity AS (
+    SELECT i.profile_id AS profile_id,
+           minIf(e.occurred_at, e.channel = 'online') AS first_online,
+           maxIf(e.occurred_at, e.channel = 'online') AS last_online,
+           minIf(e.occurred_at, e.channel = 'offline') AS first_offline,
+           maxIf(e.occurred_at, e.channel = 'offline') AS last_offline,
+           countIf(e.channel = 'online') AS online_events,
+           countIf(e.channel = 'offline') AS offline_events,
+           count() AS events,
+           countIf(e.order_id != '') AS orders,
+           sum(e.revenue) AS revenue
+    FROM {db}.events AS e
+    INNER JOIN {db}.identity AS i ON i.identifier_hash = e.identifier_hash
+    GROUP BY i.profile_id)
+SELECT p.profile_id AS profile_id,
+       t.traits AS traits,
+       JSONExtractString(t.traits['city']) AS city,
+       JSONExtractString(t.traits['member_tier']) AS member_tier,
+       JSONExtractString(t.traits['preferred_store']) AS preferred_store,
+       if(a.online_events > 0, a.first_online, NULL) AS first_seen_online,
+       if(a.online_events > 0, a.last_online, NULL) AS last_seen_online,
+       if(a.offline_events > 0, a.first_offline, NULL) AS first_seen_offline,
+       if(a.offline_events > 0, a.last_offline, NULL) AS last_seen_offline,
+       a.events AS events,
+       a.orders AS orders,
+       a.revenue AS revenue
+FROM {db}.profiles AS p
+LEFT JOIN traits AS t ON t.profile_id = p.profile_id
+LEFT JOIN activity AS a ON a.profile_id = p.profile_id
+WHERE p.status = 'active'`,
+  },
+];
+
+/** What a cluster changes in the DDL: `ON CLUSTER` and replicated engines. */
+export interface DdlOptions {
+  readonly database: string;
+  readonly cluster?: string | undefined;
+}
+
+const quote = (text: string) => `'${text.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+
+/** `CREATE TABLE IF NOT EXISTS` for `spec`, under `name` (a shadow table during a rebuild). */
+export function createTableSql(spec: TableSpec, options: DdlOptions, name = spec.name): string {
+  const columns = spec.columns.map(
+    (column) => `  ${column.name} ${column.type} COMMENT ${quote(column.comment)}`,
+  );
+  const indexes = (spec.indexes ?? []).map((index) => `  INDEX ${index}`);
+  const versionArgs = [spec.version, ...(spec.isDeleted ? [spec.isDeleted] : [])].join(', ');
+  const engine = options.cluster
+    ? `ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', ${versionArgs})`
+    : `ReplacingMergeTree(${versionArgs})`;
+  return [
+    `CREATE TABLE IF NOT EXISTS ${options.database}.${name}${onCluster(options)}`,
+    `(\n${[...columns, ...indexes].join(',\n')}\n)`,
+    `ENGINE = ${engine}`,
+    ...(spec.partitionBy ? [`PARTITION BY ${spec.partitionBy}`] : []),
+    `ORDER BY ${spec.orderBy}`,
+    `COMMENT ${quote(spec.comment)}`,
+  ].join('\n');
+}
+
+/** `CREATE OR REPLACE VIEW` for `spec`. */
+export function createViewSql(spec: ViewSpec, options: DdlOptions): string {
+  return [
+    `CREATE OR REPLACE VIEW ${options.database}.${spec.name}${onCluster(options)} AS`,
+    spec.select.replaceAll('{db}', options.database),
+    `COMMENT ${quote(spec.comment)}`,
+  ].join('\n');
+}
+
+export function onCluster(options: DdlOptions): string {
+  return options.cluster ? ` ON CLUSTER ${options.cluster}` : '';
+}
