@@ -1,27 +1,18 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventStore, RecordedEvent } from '../eventstore/event-store.js';
-import { openLmdbEventStore } from '../eventstore/event-store.lmdb.js';
 import { collect } from '../eventstore/testing/helpers.js';
 import { aBatch, aShopper } from '../fixtures/builders.js';
-import { readSampleFiles } from '../fixtures/sample.js';
-import { createIngestor, type Ingestor } from '../ingest/ingestor.js';
-import { IdentifierHasher } from '../privacy/identifiers.js';
-import { openLmdbKeyStore } from '../privacy/keystore.lmdb.js';
-import { openLmdbSuppressionList } from '../privacy/suppression.lmdb.js';
+import type { Ingestor } from '../ingest/ingestor.js';
+import { ingestSample, openSampleLog, type SampleLog } from '../ingest/testing/sample-log.js';
+import type { IdentifierHasher } from '../privacy/identifiers.js';
 import {
   DEFAULT_IDENTITY_RULES,
   IdentityEventTypes as E,
   IdentityEvent,
   IGNORED_IDENTIFIERS_STREAM,
-  neverLinkTest,
   PROFILE_STREAM_PREFIX,
 } from '../schemas/identity.js';
-import { PosReceipt } from '../schemas/pos.js';
 import { SegmentBatch } from '../schemas/segment.js';
 import { requestUnlink } from './commands.js';
 import { describeDecision, profileHistory } from './explain.js';
@@ -33,48 +24,19 @@ import { openResolver } from './resolver.js';
  * pipeline into LMDB, then resolved, restarted, rebuilt.
  */
 describe('identity resolver on the sample fixtures', () => {
+  let sample: SampleLog;
   let dir: string;
   let eventStore: EventStore;
   let ingestor: Ingestor;
-  let close: () => Promise<void>;
-  const hasher = new IdentifierHasher(randomBytes(32));
+  let hasher: IdentifierHasher;
   const snapshotFile = () => join(dir, 'identity', 'graph.snapshot');
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'tandem-identity-'));
-    eventStore = await openLmdbEventStore({ path: join(dir, 'eventstore') });
-    const keyStore = await openLmdbKeyStore({
-      path: join(dir, 'keys'),
-      masterKey: randomBytes(32),
-    });
-    const suppression = await openLmdbSuppressionList({ path: join(dir, 'suppression') });
-    ingestor = createIngestor({
-      eventStore,
-      keyStore,
-      suppression,
-      hasher,
-      normalise: { defaultCountryCode: '+1', neverLink: neverLinkTest(DEFAULT_IDENTITY_RULES) },
-      metrics: new Registry(),
-    });
-    close = async () => {
-      await Promise.all([eventStore.close(), keyStore.close(), suppression.close()]);
-      await rm(dir, { recursive: true, force: true });
-    };
-    const sample = await readSampleFiles();
-    const receivedAt = Date.parse('2026-02-01T00:00:00Z');
-    for (const line of String(sample.get('clickstream.ndjson')).trimEnd().split('\n'))
-      await ingestor.tracking(SegmentBatch.parse(JSON.parse(line)), receivedAt, {
-        kind: 'web',
-        id: 'web-shop',
-      });
-    const receipts = String(sample.get('pos/receipts.ndjson')).trimEnd().split('\n');
-    await ingestor.receipts(
-      receipts.map((line) => PosReceipt.parse(JSON.parse(line))),
-      receivedAt,
-      'tills',
-    );
+    sample = await openSampleLog('tandem-identity-');
+    ({ dir, eventStore, ingestor, hasher } = sample);
+    await ingestSample(ingestor);
   });
-  afterAll(async () => close());
+  afterAll(() => sample.close());
 
   const identityEvents = async (): Promise<RecordedEvent[]> =>
     collect(

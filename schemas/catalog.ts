@@ -26,3 +26,15 @@ export const Store = z.strictObject({
   categories: z.array(z.string().min(1).max(64)).min(1),
 });
 export type Store = z.infer<typeof Store>;
+
+/** Catalog entries in the log: the entry itself is the event's data. */
+export const CatalogEventTypes = {
+  product: 'catalog.product_upserted',
+  store: 'catalog.store_upserted',
+} as const;
+
+/** Streams of the catalog entries. */
+export const CatalogStreams = {
+  products: 'catalog-products',
+  stores: 'catalog-stores',
+} as const;
