@@ -321,9 +321,14 @@ export const CHECKPOINTS: TableSpec = {
     { name: 'commit', type: 'UInt64', comment: 'Commit position of the last event written.' },
     { name: 'prepare', type: 'UInt64', comment: 'Prepare position of the last event written.' },
     { name: 'events', type: 'UInt64', comment: 'Events the projector has handled in all.' },
-    time('updated_at', 'When the checkpoint was written.'),
+    {
+      name: 'updated_at',
+      type: "DateTime64(6, 'UTC')",
+      comment:
+        'When the checkpoint was written; the row version (the latest write wins, so a rebuild can move it back).',
+    },
   ],
-  version: 'commit',
+  version: 'updated_at',
   orderBy: 'projector',
 };
 

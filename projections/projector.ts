@@ -1,0 +1,296 @@
+/**
+ * The projector: a checkpointed subscription to the log that writes the rows
+ * of `rows.ts` to ClickHouse in batches.
+ *
+ * Exactly-once in effect. A batch's rows are inserted first, then the
+ * checkpoint (the position of its last event) in `projector_checkpoints`. A
+ * crash between the two re-delivers the batch on restart; its rows are the
+ * same rows with the same versions, and every table is a ReplacingMergeTree
+ * read with `final = 1`, so nothing counts twice. A crash before the rows
+ * landed loses nothing, since the checkpoint had not moved.
+ *
+ * Batches close at `batchEvents` events or `flushMs` after their first
+ * event, whichever comes first (ClickHouse wants thousands of rows per
+ * insert). At most one batch is being written while the next one fills; when
+ * that one is full too, reading waits (back-pressure, bounded memory).
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { Logger } from 'pino';
+import {
+  comparePositions,
+  type EventStore,
+  formatPosition,
+  type Position,
+  type RecordedEvent,
+} from '../eventstore/event-store.js';
+import { CHECKPOINTS, PROJECTED_TABLES } from '../warehouse/tables.js';
+import type { Warehouse } from '../warehouse/warehouse.js';
+import { projectEvent, type Row, type RowContext } from './rows.js';
+
+export interface ProjectorOptions {
+  readonly eventStore: EventStore;
+  readonly warehouse: Warehouse;
+  /** Identifier types, strongest first (the identity rules' priority). */
+  readonly priority: readonly string[];
+  /** Names the checkpoint; a rebuild uses its own. */
+  readonly name?: string;
+  /** Table name → the table written instead (a rebuild writes shadow tables). */
+  readonly tableNames?: Readonly<Record<string, string>>;
+  readonly batchEvents?: number;
+  readonly flushMs?: number;
+  readonly log?: Logger;
+}
+
+export interface ProjectorStatus {
+  readonly name: string;
+  /** Position of the last event whose rows are written, as `commit/prepare`. */
+  readonly position: string | undefined;
+  /** Events handled since this projector opened. */
+  readonly events: number;
+  /** Rows written since this projector opened. */
+  readonly rows: number;
+}
+
+export interface ProjectorLag {
+  /** Log positions between the head and the checkpoint: events for the embedded log. */
+  readonly events: number;
+  /** Age of the oldest event not yet written; 0 when caught up. */
+  readonly seconds: number;
+}
+
+export interface Projector {
+  /** Writes everything in the log up to its head when called; resolves once it is durable. */
+  catchUp(): Promise<ProjectorStatus>;
+  /** Catches up, then follows the log until `signal` aborts; the last batch is written first. */
+  follow(signal: AbortSignal): Promise<void>;
+  status(): ProjectorStatus;
+  /** How far behind the log head the written rows are. */
+  lag(): Promise<ProjectorLag>;
+}
+
+export const DEFAULT_PROJECTOR = 'warehouse';
+
+/** Opens the projector `options.name`, resuming from its checkpoint. */
+export async function openProjector(options: ProjectorOptions): Promise<Projector> {
+  const name = options.name ?? DEFAULT_PROJECTOR;
+  const checkpoint = await readCheckpoint(options.warehouse, name);
+  return new WarehouseProjector({ ...options, name }, checkpoint);
+}
+
+/** The checkpoint of projector `name`, or undefined before its first batch. */
+export async function readCheckpoint(
+  warehouse: Warehouse,
+  name: string,
+): Promise<{ position: Position; events: number } | undefined> {
+  const result = await warehouse.client.query({
+    query: `SELECT commit, prepare, events FROM ${warehouse.table(CHECKPOINTS.name)}
+            WHERE projector = {name:String}`,
+    query_params: { name },
+    format: 'JSONEachRow',
+  });
+  const [row] = await result.json<{ commit: number; prepare: number; events: number }>();
+  return (
+    row && {
+      position: { commit: BigInt(row.commit), prepare: BigInt(row.prepare) },
+      events: row.events,
+    }
+  );
+}
+
+/** Writes the checkpoint of projector `name`. */
+export async function writeCheckpoint(
+  warehouse: Warehouse,
+  name: string,
+  position: Position,
+  events: number,
+): Promise<void> {
+  await warehouse.client.insert({
+    table: warehouse.table(CHECKPOINTS.name),
+    values: [
+      {
+        projector: name,
+        commit: position.commit.toString(),
+        prepare: position.prepare.toString(),
+        events,
+        updated_at: microsecondsNow(),
+      },
+    ],
+    format: 'JSONEachRow',
+  });
+}
+
+class Batch {
+  readonly rows = new Map<string, Row[]>();
+  events = 0;
+  rowCount = 0;
+  first: RecordedEvent | undefined;
+  last: RecordedEvent | undefined;
+  add(table: string, row: Row): void {
+    const rows = this.rows.get(table);
+    if (rows) rows.push(row);
+    else this.rows.set(table, [row]);
+    this.rowCount++;
+  }
+}
+
+class WarehouseProjector implements Projector {
+  private readonly context: RowContext;
+  private readonly batchEvents: number;
+  private readonly flushMs: number;
+  private batch = new Batch();
+  private writing: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private failure: unknown;
+  /** Last event read (in the batch being filled or written). */
+  private read: Position | undefined;
+  /** Last event whose rows and checkpoint are written. */
+  private durable: Position | undefined;
+  /** The batch being written, if any. */
+  private inFlight: Batch | undefined;
+  private totalEvents: number;
+  private events = 0;
+  private rows = 0;
+
+  constructor(
+    private readonly options: ProjectorOptions & { name: string },
+    checkpoint: { position: Position; events: number } | undefined,
+  ) {
+    this.context = { priority: options.priority };
+    this.batchEvents = options.batchEvents ?? 20_000;
+    this.flushMs = options.flushMs ?? 500;
+    this.read = checkpoint?.position;
+    this.durable = checkpoint?.position;
+    this.totalEvents = checkpoint?.events ?? 0;
+  }
+
+  async catchUp(): Promise<ProjectorStatus> {
+    const store = this.options.eventStore;
+    const head = await store.headPosition();
+    if (head && (!this.read || this.read.commit < head.commit)) {
+      for await (const event of store.readAll(this.read ? { from: this.read } : {})) {
+        if (this.read && comparePositions(event.position, this.read) <= 0) continue;
+        await this.take(event);
+        if (event.position.commit >= head.commit) break;
+      }
+    }
+    await this.flush();
+    return this.status();
+  }
+
+  async follow(signal: AbortSignal): Promise<void> {
+    await this.catchUp();
+    try {
+      for await (const event of this.options.eventStore.subscribeAll({
+        ...(this.read ? { from: this.read } : {}),
+        signal,
+      })) {
+        await this.take(event);
+      }
+    } finally {
+      await this.flush();
+    }
+  }
+
+  status(): ProjectorStatus {
+    return {
+      name: this.options.name,
+      position: this.durable && formatPosition(this.durable),
+      events: this.events,
+      rows: this.rows,
+    };
+  }
+
+  async lag(): Promise<ProjectorLag> {
+    const head = await this.options.eventStore.headPosition();
+    const behind = head ? Number(head.commit - (this.durable?.commit ?? 0n)) : 0;
+    const oldest = (this.inFlight ?? this.batch).first?.recordedAt;
+    return {
+      events: Math.max(0, behind),
+      seconds: behind > 0 && oldest ? Math.max(0, (Date.now() - oldest.getTime()) / 1000) : 0,
+    };
+  }
+
+  private async take(event: RecordedEvent): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.read = event.position;
+    const batch = this.batch;
+    batch.first ??= event;
+    projectEvent(event, this.context, batch);
+    batch.events++;
+    batch.last = event;
+    if (batch.events >= this.batchEvents) {
+      // Back-pressure: the batch before this one must be written first.
+      await this.writing;
+      this.startWrite();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => this.startWrite(), this.flushMs);
+    }
+  }
+
+  /** Sends the filled batch on its way, after the one before it. */
+  private startWrite(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const batch = this.batch;
+    if (batch.events === 0) return;
+    this.batch = new Batch();
+    this.writing = this.writing
+      .then(() => {
+        this.inFlight = batch;
+        return this.write(batch);
+      })
+      .finally(() => {
+        this.inFlight = undefined;
+      })
+      .catch((error: unknown) => {
+        this.failure ??= error;
+      });
+  }
+
+  private async write(batch: Batch): Promise<void> {
+    if (this.failure) return;
+    const { warehouse, tableNames } = this.options;
+    const client: ClickHouseClient = warehouse.client;
+    await Promise.all(
+      [...batch.rows].map(([table, values]) =>
+        client.insert({
+          table: warehouse.table(tableNames?.[table] ?? table),
+          values,
+          format: 'JSONEachRow',
+        }),
+      ),
+    );
+    const last = batch.last as RecordedEvent;
+    this.totalEvents += batch.events;
+    await writeCheckpoint(warehouse, this.options.name, last.position, this.totalEvents);
+    this.durable = last.position;
+    this.events += batch.events;
+    this.rows += batch.rowCount;
+    this.options.log?.debug(
+      { events: batch.events, rows: batch.rowCount, position: formatPosition(last.position) },
+      'projected batch written',
+    );
+  }
+
+  private async flush(): Promise<void> {
+    this.startWrite();
+    await this.writing;
+    if (this.failure) throw this.failure;
+  }
+}
+
+/** The names of the tables a projector writes. */
+export const PROJECTED_TABLE_NAMES: readonly string[] = PROJECTED_TABLES.map((spec) => spec.name);
+
+let lastMicros = 0;
+/** Now in microseconds, strictly increasing within this process (so two checkpoints never tie). */
+function microsecondsNow(): string {
+  const micros = Math.max(
+    Math.round((performance.timeOrigin + performance.now()) * 1000),
+    lastMicros + 1,
+  );
+  lastMicros = micros;
+  return `${Math.trunc(micros / 1e6)}.${String(micros % 1e6).padStart(6, '0')}`;
+}
