@@ -11,6 +11,7 @@ import { registerGenerateCommand } from './commands/generate.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerImportCommand } from './commands/import.js';
 import { registerLogCommands } from './commands/log.js';
+import { registerReplayCommand } from './commands/replay.js';
 import { registerServeCommands } from './commands/start.js';
 import { packageVersion } from './version.js';
 
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerGenerateCommand(program);
   registerImportCommand(program);
   registerIdentityCommands(program);
+  registerReplayCommand(program);
   registerBenchCommand(program);
   return program;
 }

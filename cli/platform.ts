@@ -3,9 +3,10 @@
  * store, suppression list and secrets, the HTTP app, and the identity
  * resolver. The composition root for `tandem serve` and `tandem start`.
  */
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import { openResolver, type Resolver } from '../identity/resolver.js';
 import { createIngestor, type Ingestor } from '../ingest/ingestor.js';
 import { staticWriteKeys } from '../ingest/write-keys.js';
@@ -13,9 +14,12 @@ import { IdentifierHasher } from '../privacy/identifiers.js';
 import { openLmdbKeyStore } from '../privacy/keystore.lmdb.js';
 import { loadSecret } from '../privacy/secrets.js';
 import { openLmdbSuppressionList } from '../privacy/suppression.lmdb.js';
+import { openProjector, type Projector } from '../projections/projector.js';
 import { buildApp } from '../query-api/app.js';
 import type { Config } from '../schemas/config.js';
 import { neverLinkTest } from '../schemas/identity.js';
+import { migrate } from '../warehouse/migrations.js';
+import { openWarehouse, type Warehouse } from '../warehouse/warehouse.js';
 import type { Runtime } from './runtime.js';
 
 export interface Platform {
@@ -26,6 +30,8 @@ export interface Platform {
   readonly writeKey: { readonly value: string; readonly generated: boolean };
   /** The identity resolver, when this process runs it. */
   readonly resolver: Resolver | undefined;
+  /** The warehouse projector, when this process runs it. */
+  readonly projector: Projector | undefined;
   /** Stops accepting requests, finishes those in flight, closes the stores the platform opened. */
   close(): Promise<void>;
 }
@@ -109,7 +115,7 @@ export function identitySnapshotFile(config: Config): string {
 }
 
 /** The parts one process can run; `tandem serve --parts` picks them. */
-export const PARTS = ['ingest', 'resolver'] as const;
+export const PARTS = ['ingest', 'resolver', 'projector'] as const;
 export type Part = (typeof PARTS)[number];
 
 export interface PlatformOptions {
@@ -120,12 +126,18 @@ export interface PlatformOptions {
 
 /**
  * Starts the chosen parts: the HTTP server (ingest) on the configured
- * address, and the identity resolver following the log. The HTTP server
- * always answers /healthz, whichever parts run.
+ * address, the identity resolver and the warehouse projector following the
+ * log. The HTTP server always answers /healthz, whichever parts run.
  */
 export async function startPlatform(runtime: Runtime, options: PlatformOptions): Promise<Platform> {
   const ingest = await openIngest(runtime);
   const resolver = options.parts.includes('resolver') ? await followIdentity(runtime) : undefined;
+  const warehouse = options.parts.includes('projector')
+    ? await openConfiguredWarehouse(runtime)
+    : undefined;
+  const projection = warehouse
+    ? await followProjections(runtime, warehouse, ingest.metrics)
+    : undefined;
   const writeKeys = options.parts.includes('ingest')
     ? staticWriteKeys([{ key: ingest.writeKey.value, sourceId: 'default' }])
     : staticWriteKeys([]);
@@ -141,9 +153,12 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
     address,
     writeKey: ingest.writeKey,
     resolver: resolver?.resolver,
+    projector: projection?.projector,
     close: async () => {
       await app.close();
       await resolver?.stop();
+      await projection?.stop();
+      await warehouse?.close();
       await ingest.close();
     },
   };
@@ -169,6 +184,70 @@ async function followIdentity(
   });
   return {
     resolver,
+    stop: async () => {
+      controller.abort();
+      await following;
+    },
+  };
+}
+
+/** The configured warehouse (chDB under the data directory unless TANDEM_CLICKHOUSE_URL is set), migrated. */
+export async function openConfiguredWarehouse(runtime: Runtime): Promise<Warehouse> {
+  const { target, database, cluster } = runtime.config.warehouse;
+  if (target.kind === 'chdb') await mkdir(target.path, { recursive: true });
+  const warehouse = await openWarehouse({ target, database, cluster });
+  try {
+    const { applied, current } = await migrate(warehouse);
+    runtime.logger.info(
+      { warehouse: warehouse.kind, database, applied, schemaVersion: current },
+      'warehouse ready',
+    );
+    return warehouse;
+  } catch (error) {
+    await warehouse.close();
+    throw error;
+  }
+}
+
+/** The warehouse projector, following the log in the background until stopped; its lag is a metric. */
+async function followProjections(
+  runtime: Runtime,
+  warehouse: Warehouse,
+  metrics: Registry,
+): Promise<{ projector: Projector; stop(): Promise<void> }> {
+  const log = runtime.logger.child({ part: 'projector' });
+  const projector = await openProjector({
+    eventStore: runtime.eventStore,
+    warehouse,
+    priority: runtime.identityRules.priority,
+    log,
+  });
+  const lag = () => projector.lag().catch(() => ({ events: Number.NaN, seconds: Number.NaN }));
+  new Gauge({
+    name: 'tandem_projector_lag_events',
+    help: 'Log positions the warehouse projection is behind the head (events, on the embedded log)',
+    registers: [metrics],
+    async collect() {
+      this.set((await lag()).events);
+    },
+  });
+  new Gauge({
+    name: 'tandem_projector_lag_seconds',
+    help: 'Age of the oldest event not yet written to the warehouse (0 when caught up)',
+    registers: [metrics],
+    async collect() {
+      this.set((await lag()).seconds);
+    },
+  });
+  const controller = new AbortController();
+  const following = projector.follow(controller.signal).catch((error: unknown) => {
+    log.error(
+      { err: error },
+      'the projector stopped; the warehouse is not updated until a restart',
+    );
+  });
+  return {
+    projector,
     stop: async () => {
       controller.abort();
       await following;

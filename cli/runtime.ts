@@ -33,3 +33,13 @@ export async function openRuntime(env: NodeJS.ProcessEnv = process.env): Promise
     close: () => eventStore.close(),
   };
 }
+
+/** Runs `run` with a runtime from the environment, closing it afterwards. */
+export async function withRuntime(run: (runtime: Runtime) => Promise<void>): Promise<void> {
+  const runtime = await openRuntime();
+  try {
+    await run(runtime);
+  } finally {
+    await runtime.close();
+  }
+}

@@ -1,14 +1,14 @@
 import type { Command } from 'commander';
 import { requestUnlink } from '../../identity/commands.js';
 import { describeDecision, profileHistory, shortIdentifier } from '../../identity/explain.js';
-import { openResolver, readGraphSnapshot } from '../../identity/resolver.js';
+import { openResolver } from '../../identity/resolver.js';
 import { IdentifierHasher, identifierFromText } from '../../privacy/identifiers.js';
 import { ErrorCodes, TandemError } from '../../schemas/errors.js';
 import type { Identifier } from '../../schemas/identifier.js';
 import { identitySnapshotFile, loadHashSecret } from '../platform.js';
-import { openRuntime, type Runtime } from '../runtime.js';
+import { type Runtime, withRuntime } from '../runtime.js';
 
-/** `tandem identity show|unlink` and `tandem replay --identity`. */
+/** `tandem identity show|unlink`. */
 export function registerIdentityCommands(program: Command): void {
   const identity = program
     .command('identity')
@@ -69,45 +69,6 @@ export function registerIdentityCommands(program: Command): void {
         );
       }),
     );
-
-  program
-    .command('replay')
-    .description('rebuild derived state from the whole log')
-    .requiredOption('--identity', 'rebuild the identity graph (and its snapshot) from the log')
-    .action(async () =>
-      withRuntime(async (runtime) => {
-        const file = identitySnapshotFile(runtime.config);
-        const before = await readGraphSnapshot(file, runtime.identityRules);
-        const started = performance.now();
-        const resolver = await openResolver({
-          eventStore: runtime.eventStore,
-          rules: runtime.identityRules,
-          snapshotFile: file,
-          resume: false,
-        });
-        const status = await resolver.catchUp();
-        await resolver.snapshot();
-        const seconds = (performance.now() - started) / 1000;
-        const lines = [
-          `replayed ${status.facts.toLocaleString('en-US')} facts in ${seconds.toFixed(1)} s: ${status.profiles.toLocaleString('en-US')} profiles, ${status.identifiers.toLocaleString('en-US')} identifiers, up to ${status.position ?? 'the start'}`,
-          before
-            ? before.graph.digest() === resolver.graph.digest()
-              ? `equal to the graph it replaces (snapshot at ${before.position})`
-              : `DIFFERENT from the graph it replaces (snapshot at ${before.position}): were the identity rules changed, or the log after ${before.position}?`
-            : 'there was no snapshot to compare with',
-        ];
-        process.stdout.write(`${lines.join('\n')}\n`);
-      }),
-    );
-}
-
-async function withRuntime(run: (runtime: Runtime) => Promise<void>): Promise<void> {
-  const runtime = await openRuntime();
-  try {
-    await run(runtime);
-  } finally {
-    await runtime.close();
-  }
 }
 
 /** Reads TYPE:VALUE into the identifier matching knows (normalised, hashed); the secret is loaded once. */
