@@ -18,13 +18,10 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { openIngest } from '../cli/platform.js';
 import { openRuntime, type Runtime } from '../cli/runtime.js';
 import type { EventStore } from '../eventstore/event-store.js';
 import { DATASET_FILES, generateDataset } from '../fixtures/generate.js';
@@ -34,8 +31,7 @@ import { IdentityGraph } from '../identity/graph.js';
 import { openResolver } from '../identity/resolver.js';
 import { IdentifierHasher } from '../privacy/identifiers.js';
 import type { IdentityRules } from '../schemas/identity.js';
-import { PosReceipt } from '../schemas/pos.js';
-import { SegmentBatch } from '../schemas/segment.js';
+import { IN_FLIGHT, ingestFixtures, timed } from './fixture-log.js';
 import {
   describeQuality,
   type Quality,
@@ -49,8 +45,6 @@ import { type BenchOptions, formatBenchReport, formatRate } from './report.js';
 const SHOPPERS = 100_000;
 const PROFILES = 1_000_000;
 const SEED = 3;
-const IN_FLIGHT = 16;
-const RECEIPTS_PER_CALL = 500;
 // Known secrets, so the truth's values can be hashed the way ingest hashed them.
 const HASH_SECRET = createHash('sha256').update('tandem-bench-identity-hash').digest('hex');
 const MASTER_KEY = createHash('sha256').update('tandem-bench-identity-master').digest('hex');
@@ -201,39 +195,7 @@ async function decideOnlyRate(store: EventStore, rules: IdentityRules): Promise<
 }
 
 // ---------------------------------------------------------------------------
-// Ingest and reads
-
-/** The fixture files through the ingestor, as the HTTP routes would call it, several requests in flight. */
-async function ingestFixtures(runtime: Runtime, fixtures: string) {
-  const ingest = await openIngest(runtime);
-  const started = performance.now();
-  let calls = 0;
-  let receipts = 0;
-  try {
-    await pump(lines(join(fixtures, DATASET_FILES.clickstream)), async (line) => {
-      const body = SegmentBatch.parse(JSON.parse(line));
-      // One source per request, as the route decides it from the first call.
-      const kind = body.batch[0]?.context?.app === undefined ? 'web' : 'app';
-      // Received when sent: what a live server would have seen, so skew correction keeps the fixture's times.
-      const receivedAt = Date.parse(body.sentAt ?? (body.batch.at(-1)?.timestamp as string));
-      const result = await ingest.ingestor.tracking(body, receivedAt, { kind, id: 'bench' });
-      // Added after the await: `calls += await …` would add to a stale total under concurrency.
-      calls += result.accepted;
-    });
-    await pump(
-      chunks(lines(join(fixtures, DATASET_FILES.receipts)), RECEIPTS_PER_CALL),
-      async (batch) => {
-        const parsed = batch.map((line) => PosReceipt.parse(JSON.parse(line)));
-        const receivedAt = Date.parse((parsed.at(-1) as PosReceipt).occurredAt);
-        const result = await ingest.ingestor.receipts(parsed, receivedAt, 'bench-pos');
-        receipts += result.accepted;
-      },
-    );
-  } finally {
-    await ingest.close();
-  }
-  return { calls, receipts, rate: (calls + receipts) / ((performance.now() - started) / 1000) };
-}
+// Reads
 
 /** The raw baseline: facts (events carrying identifiers) in a bare read of the log. */
 async function countFacts(store: EventStore): Promise<number> {
@@ -298,39 +260,4 @@ async function memoryChild(mode: 'graph' | 'raw', profiles: number): Promise<Mem
   const [code] = (await once(child, 'close')) as [number | null];
   if (code !== 0) throw new Error(`identity-memory.child (${mode}) exited with ${code}`);
   return JSON.parse(out) as MemoryFigures;
-}
-
-/** The lines of a text file, one at a time. */
-async function* lines(file: string): AsyncGenerator<string> {
-  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity }))
-    if (line.length > 0) yield line;
-}
-
-async function* chunks<T>(items: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
-  let chunk: T[] = [];
-  for await (const item of items) {
-    chunk.push(item);
-    if (chunk.length === size) {
-      yield chunk;
-      chunk = [];
-    }
-  }
-  if (chunk.length > 0) yield chunk;
-}
-
-/** Works through the items with IN_FLIGHT calls at once (an async generator queues concurrent `next` calls). */
-async function pump<T>(items: AsyncIterable<T>, work: (item: T) => Promise<void>): Promise<void> {
-  const iterator = items[Symbol.asyncIterator]();
-  await Promise.all(
-    Array.from({ length: IN_FLIGHT }, async () => {
-      for (let next = await iterator.next(); !next.done; next = await iterator.next())
-        await work(next.value);
-    }),
-  );
-}
-
-async function timed<T>(run: () => Promise<T>): Promise<{ value: T; seconds: number }> {
-  const started = performance.now();
-  const value = await run();
-  return { value, seconds: (performance.now() - started) / 1000 };
 }

@@ -1,6 +1,7 @@
 import { runEventStoreBench } from './eventstore.bench.js';
 import { runIdentityBench } from './identity.bench.js';
 import { runIngestBench } from './ingest.bench.js';
+import { runProjectionsBench } from './projections.bench.js';
 import type { BenchOptions } from './report.js';
 
 /** Every benchmark, by the name `npm run bench -- NAME` takes. Each returns its printed report. */
@@ -21,5 +22,10 @@ export const BENCHMARKS: Readonly<
     summary:
       'identity resolver catch-up over a fixture log vs a bare readAll; quality vs the truth; heap of 1M profiles',
     run: runIdentityBench,
+  },
+  projections: {
+    summary:
+      'warehouse projector catch-up over a fixture log vs raw chDB inserts of the same rows; lag under 20k events/s',
+    run: runProjectionsBench,
   },
 };

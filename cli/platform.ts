@@ -17,6 +17,7 @@ import { openLmdbSuppressionList } from '../privacy/suppression.lmdb.js';
 import { openProjector, type Projector } from '../projections/projector.js';
 import { buildApp } from '../query-api/app.js';
 import type { Config } from '../schemas/config.js';
+import { ErrorCodes, TandemError } from '../schemas/errors.js';
 import { neverLinkTest } from '../schemas/identity.js';
 import { migrate } from '../warehouse/migrations.js';
 import { openWarehouse, type Warehouse } from '../warehouse/warehouse.js';
@@ -205,6 +206,12 @@ export async function openConfiguredWarehouse(runtime: Runtime): Promise<Warehou
     return warehouse;
   } catch (error) {
     await warehouse.close();
+    if (target.kind === 'chdb' && /Cannot lock file/.test(String(error)))
+      throw new TandemError(
+        ErrorCodes.WAREHOUSE_IN_USE,
+        `the embedded ClickHouse at ${target.path} is in use by another Tandem process (chDB runs in one process at a time): stop that one, or run this one without the projector, e.g. --parts ingest`,
+        { path: target.path },
+      );
     throw error;
   }
 }

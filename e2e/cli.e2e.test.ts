@@ -38,8 +38,8 @@ describe('tandem CLI', () => {
     run(process.execPath, ['--import', 'tsx', cli, ...args], { env });
 
   /** Starts `tandem start` and resolves once it logs that it runs, with its parsed log lines. */
-  async function startPlatform() {
-    const child = spawn(process.execPath, ['--import', 'tsx', cli, 'start'], {
+  async function startPlatform(...args: string[]) {
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, 'start', ...args], {
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -221,8 +221,9 @@ describe('tandem CLI', () => {
     const first = await startPlatform();
     expect(first.lines.at(-1)).toMatchObject({ eventStore: 'lmdb', dataDir });
 
-    // A second platform process on the same files: the first one sees its start in the log.
-    const second = await startPlatform();
+    // A second ingest process on the same files (the embedded warehouse has
+    // room for one projector): the first one sees its start in the log.
+    const second = await startPlatform('--parts', 'ingest');
     // Generous: the wake-up is a file watch, and CI machines can be slow to deliver it.
     await expect
       .poll(

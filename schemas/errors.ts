@@ -20,6 +20,8 @@ export const ErrorCodes = {
   EVENT_TOO_LARGE: 'TANDEM_ERR_EVENT_TOO_LARGE',
   /** The store was closed; nothing more can be read or written through this handle. */
   STORE_CLOSED: 'TANDEM_ERR_STORE_CLOSED',
+  /** The embedded warehouse (chDB) is held by another process: chDB runs in one process at a time. */
+  WAREHOUSE_IN_USE: 'TANDEM_ERR_WAREHOUSE_IN_USE',
   /** No credentials, or credentials that match no key. */
   UNAUTHORIZED: 'TANDEM_ERR_UNAUTHORIZED',
   /** A request, batch or event is larger than its limit; the message names the limit. */

@@ -1,0 +1,217 @@
+/**
+ * `npm run bench -- projections`: the warehouse projector over a fixture
+ * chain's log, against chDB's own insert rate of the same rows.
+ *
+ * 1. Throughput: the fixtures go through the real ingest pipeline into the
+ *    LMDB log and the identity resolver appends its decisions; a fresh
+ *    projector then catches up over the whole log into chDB (reading,
+ *    mapping, inserting, checkpointing). Raw: the very rows it wrote,
+ *    prepared in memory beforehand, inserted into empty tables of another
+ *    database in batches of the same size — the rate ClickHouse itself takes.
+ * 2. Lag under load: while the projector follows the log, copies of the
+ *    fixture events (new ids) are appended at a steady 20k events/s; the lag
+ *    (age of the oldest event not yet written) is sampled every 100 ms.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { openConfiguredWarehouse } from '../cli/platform.js';
+import { openRuntime, type Runtime } from '../cli/runtime.js';
+import type { EventData, RecordedEvent } from '../eventstore/event-store.js';
+import { generateDataset } from '../fixtures/generate.js';
+import { openResolver } from '../identity/resolver.js';
+import { openProjector } from '../projections/projector.js';
+import { projectEvent, type Row } from '../projections/rows.js';
+import { migrate } from '../warehouse/migrations.js';
+import { openWarehouse, type Warehouse } from '../warehouse/warehouse.js';
+import { ingestFixtures, timed } from './fixture-log.js';
+import { type BenchOptions, formatBenchReport, formatRate, median } from './report.js';
+
+const SHOPPERS = 20_000;
+const SEED = 5;
+const BATCH_EVENTS = 20_000;
+const LOAD_EVENTS_PER_SECOND = 20_000;
+const LOAD_SECONDS = 20;
+const LOAD_TICK_MS = 50;
+const MIN_EVENTS_PER_SECOND = 100_000;
+const MIN_RATIO = 0.4;
+const MAX_LAG_SECONDS = 2;
+const THROUGHPUT = 'log → ClickHouse (projector catch-up)';
+
+export async function runProjectionsBench({ scale = 1 }: BenchOptions = {}): Promise<string> {
+  const shoppers = Math.max(200, Math.round(SHOPPERS * scale));
+  const dir = await mkdtemp(join(tmpdir(), 'tandem-bench-projections-'));
+  try {
+    const fixtures = join(dir, 'fixtures');
+    await generateDataset({ shoppers, seed: SEED }, fixtures);
+    const runtime = await openRuntime({
+      ...process.env,
+      TANDEM_DATA_DIR: join(dir, 'data'),
+      TANDEM_EVENTSTORE_URL: '',
+      TANDEM_CLICKHOUSE_URL: '',
+      TANDEM_LOG_LEVEL: process.env.TANDEM_LOG_LEVEL ?? 'warn',
+    });
+    try {
+      const ingested = await ingestFixtures(runtime, fixtures);
+      await (
+        await openResolver({ eventStore: runtime.eventStore, rules: runtime.identityRules })
+      ).catchUp();
+      const warehouse = await openConfiguredWarehouse(runtime);
+      try {
+        const run = await measure(runtime, warehouse);
+        return formatReport(shoppers, ingested.calls + ingested.receipts, run);
+      } finally {
+        await warehouse.close();
+      }
+    } finally {
+      await runtime.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+interface Run {
+  readonly events: number;
+  readonly rows: number;
+  readonly oursRate: number;
+  readonly rawRate: number;
+  readonly lag: { max: number; median: number; samples: number; appended: number; rate: number };
+}
+
+async function measure(runtime: Runtime, warehouse: Warehouse): Promise<Run> {
+  const { eventStore, identityRules } = runtime;
+  const priority = identityRules.priority;
+  // Untimed: the rows the projector will write, by table, and a warm page cache.
+  const log: RecordedEvent[] = [];
+  const rows = new Map<string, Row[]>();
+  for await (const event of eventStore.readAll()) {
+    log.push(event);
+    projectEvent(
+      event,
+      { priority },
+      {
+        add(table, row) {
+          const list = rows.get(table);
+          if (list) list.push(row);
+          else rows.set(table, [row]);
+        },
+      },
+    );
+  }
+  const rowCount = [...rows.values()].reduce((sum, list) => sum + list.length, 0);
+  const raw = await timed(() => insertRaw(runtime, warehouse, rows));
+
+  const projector = await openProjector({
+    eventStore,
+    warehouse,
+    priority,
+    batchEvents: BATCH_EVENTS,
+  });
+  const ours = await timed(() => projector.catchUp());
+  const lag = await lagUnderLoad(runtime, projector, log);
+  return {
+    events: ours.value.events,
+    rows: ours.value.rows,
+    oursRate: ours.value.events / ours.seconds,
+    rawRate: log.length / raw.seconds,
+    lag,
+  };
+}
+
+/** The same rows straight into empty tables of a second database, batch by batch as the projector would. */
+async function insertRaw(
+  runtime: Runtime,
+  warehouse: Warehouse,
+  rows: ReadonlyMap<string, Row[]>,
+): Promise<void> {
+  const target = runtime.config.warehouse.target;
+  const raw = await openWarehouse({ target, database: `${warehouse.database}_raw` });
+  try {
+    await migrate(raw);
+    const batches = Math.max(...[...rows.values()].map((list) => list.length)) / BATCH_EVENTS;
+    for (let i = 0; i < Math.ceil(batches); i++) {
+      await Promise.all(
+        [...rows].map(async ([table, list]) => {
+          const slice = list.slice(
+            Math.floor((i * list.length) / batches),
+            Math.floor(((i + 1) * list.length) / batches),
+          );
+          if (slice.length > 0)
+            await raw.client.insert({
+              table: raw.table(table),
+              values: slice,
+              format: 'JSONEachRow',
+            });
+        }),
+      );
+    }
+  } finally {
+    await raw.client.command({ query: `DROP DATABASE IF EXISTS ${raw.database}` });
+    await raw.close();
+  }
+}
+
+/** Follows the log while copies of its events arrive at a steady rate; samples the lag. */
+async function lagUnderLoad(
+  runtime: Runtime,
+  projector: Awaited<ReturnType<typeof openProjector>>,
+  log: readonly RecordedEvent[],
+): Promise<Run['lag']> {
+  const controller = new AbortController();
+  const following = projector.follow(controller.signal);
+  const facts = log.filter((event) => !event.stream.startsWith('profile-'));
+  const perTick = Math.round((LOAD_EVENTS_PER_SECOND * LOAD_TICK_MS) / 1000);
+  const samples: number[] = [];
+  let appended = 0;
+  let stop = false;
+  const sampling = (async () => {
+    while (!stop) {
+      samples.push((await projector.lag()).seconds);
+      await sleep(100);
+    }
+  })();
+  const started = performance.now();
+  const ticks = (LOAD_SECONDS * 1000) / LOAD_TICK_MS;
+  for (let tick = 0; tick < ticks; tick++) {
+    const events: EventData[] = [];
+    for (let i = 0; i < perTick; i++) {
+      const source = facts[(appended + i) % facts.length] as RecordedEvent;
+      const id = randomUUID();
+      events.push({ id, type: source.type, data: { ...source.data, id } });
+    }
+    await runtime.eventStore.append(`bench-load-${tick % 64}`, events);
+    appended += events.length;
+    const due = started + (tick + 1) * LOAD_TICK_MS;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  // Let it drain, then stop.
+  while ((await projector.lag()).events > 0) await sleep(50);
+  stop = true;
+  await sampling;
+  controller.abort();
+  await following;
+  return {
+    max: Math.max(...samples),
+    median: median(samples),
+    samples: samples.length,
+    appended,
+    rate: appended / seconds,
+  };
+}
+
+function formatReport(shoppers: number, ingested: number, run: Run): string {
+  return [
+    formatBenchReport(
+      `projections: ${formatRate(shoppers)} shoppers (seed ${SEED}), ${formatRate(ingested)} events ingested, ${formatRate(run.events)} log events (with identity decisions) → ${formatRate(run.rows)} rows in chDB`,
+      [{ name: THROUGHPUT, unit: 'events/s', ours: run.oursRate, raw: run.rawRate }],
+      [{ row: THROUGHPUT, minRatio: MIN_RATIO, minOurs: MIN_EVENTS_PER_SECOND }],
+    ),
+    `raw = the same ${formatRate(run.rows)} rows, prepared in memory, inserted into empty tables in batches of ${formatRate(BATCH_EVENTS)} events' rows; ours reads the log, maps, inserts and checkpoints`,
+    `lag under a steady ${formatRate(run.lag.rate)} events/s for ${LOAD_SECONDS} s (${formatRate(run.lag.appended)} events appended; ${run.lag.samples} samples): max ${run.lag.max.toFixed(2)} s, median ${run.lag.median.toFixed(2)} s — target < ${MAX_LAG_SECONDS} s ${run.lag.max < MAX_LAG_SECONDS ? 'met' : 'NOT met'}`,
+  ].join('\n');
+}
