@@ -101,7 +101,6 @@ async function measure(runtime: Runtime, warehouse: Warehouse): Promise<Run> {
       },
     );
   }
-  const rowCount = [...rows.values()].reduce((sum, list) => sum + list.length, 0);
   const raw = await timed(() => insertRaw(runtime, warehouse, rows));
 
   const projector = await openProjector({

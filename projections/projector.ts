@@ -24,7 +24,7 @@ import {
   type RecordedEvent,
 } from '../eventstore/event-store.js';
 import { CHECKPOINTS, PROJECTED_TABLES } from '../warehouse/tables.js';
-import type { Warehouse } from '../warehouse/warehouse.js';
+import { clickhouseTime, type Warehouse } from '../warehouse/warehouse.js';
 import { projectEvent, type Row, type RowContext } from './rows.js';
 
 export interface ProjectorOptions {
@@ -285,12 +285,12 @@ class WarehouseProjector implements Projector {
 export const PROJECTED_TABLE_NAMES: readonly string[] = PROJECTED_TABLES.map((spec) => spec.name);
 
 let lastMicros = 0;
-/** Now in microseconds, strictly increasing within this process (so two checkpoints never tie). */
+/** Now with microseconds for a DateTime64(6) column, strictly increasing in this process (checkpoints never tie). */
 function microsecondsNow(): string {
   const micros = Math.max(
     Math.round((performance.timeOrigin + performance.now()) * 1000),
     lastMicros + 1,
   );
   lastMicros = micros;
-  return `${Math.trunc(micros / 1e6)}.${String(micros % 1e6).padStart(6, '0')}`;
+  return `${clickhouseTime(Math.trunc(micros / 1000)).slice(0, 19)}.${String(micros % 1_000_000).padStart(6, '0')}`;
 }

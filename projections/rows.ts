@@ -22,6 +22,7 @@ import {
   type IdentityEvent,
   PROFILE_STREAM_PREFIX,
 } from '../schemas/identity.js';
+import { clickhouseTime } from '../warehouse/warehouse.js';
 
 export type Row = Record<string, unknown>;
 
@@ -90,12 +91,12 @@ function projectFact(event: RecordedEvent, context: RowContext, out: RowSink): v
       : cents(properties.revenue ?? properties.total ?? 0);
   const orderId = isOrder ? String(receipt ? data.receiptId : (properties.order_id ?? '')) : '';
   const currency = String((receipt ? data.currency : properties.currency) ?? '');
-  const occurredAt = String(envelope.occurredAt);
+  const occurredAt = clickhouseTime(String(envelope.occurredAt));
 
   out.add('events', {
     event_id: event.id,
     occurred_at: occurredAt,
-    received_at: String(envelope.receivedAt),
+    received_at: clickhouseTime(String(envelope.receivedAt)),
     channel: String(data.channel ?? (receipt ? 'offline' : 'online')),
     source_kind: String(source.kind ?? ''),
     source_id: String(source.id ?? ''),
@@ -236,7 +237,7 @@ function projectIdentity(event: IdentityEvent, out: RowSink): void {
           profile_id: event.profileId,
           purpose,
           granted: statement.granted,
-          stated_at: statement.at,
+          stated_at: clickhouseTime(statement.at),
           source: statement.source,
           seq,
         };

@@ -18,7 +18,7 @@ import {
   PROJECTED_TABLES,
   VIEWS,
 } from './tables.js';
-import type { Warehouse } from './warehouse.js';
+import { clickhouseTime, type Warehouse } from './warehouse.js';
 
 export interface Migration {
   readonly version: number;
@@ -69,7 +69,11 @@ COMMENT 'Warehouse schema migrations applied, by version.'`,
     await client.insert({
       table: warehouse.table(MIGRATIONS_TABLE),
       values: [
-        { version: migration.version, name: migration.name, applied_at: new Date().toISOString() },
+        {
+          version: migration.version,
+          name: migration.name,
+          applied_at: clickhouseTime(Date.now()),
+        },
       ],
       format: 'JSONEachRow',
     });
