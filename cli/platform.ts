@@ -6,6 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import { Gauge, Registry } from 'prom-client';
 import { openResolver, type Resolver } from '../identity/resolver.js';
 import { createIngestor, type Ingestor } from '../ingest/ingestor.js';
@@ -176,19 +177,13 @@ async function followIdentity(
     snapshotFile: identitySnapshotFile(runtime.config),
     log,
   });
-  const controller = new AbortController();
-  const following = resolver.follow(controller.signal).catch((error: unknown) => {
-    log.error(
-      { err: error },
-      'the identity resolver stopped; profiles are not updated until a restart',
-    );
-  });
   return {
     resolver,
-    stop: async () => {
-      controller.abort();
-      await following;
-    },
+    stop: inBackground(
+      resolver,
+      log,
+      'the identity resolver stopped; profiles are not updated until a restart',
+    ),
   };
 }
 
@@ -246,18 +241,28 @@ async function followProjections(
       this.set((await lag()).seconds);
     },
   });
-  const controller = new AbortController();
-  const following = projector.follow(controller.signal).catch((error: unknown) => {
-    log.error(
-      { err: error },
-      'the projector stopped; the warehouse is not updated until a restart',
-    );
-  });
   return {
     projector,
-    stop: async () => {
-      controller.abort();
-      await following;
-    },
+    stop: inBackground(
+      projector,
+      log,
+      'the projector stopped; the warehouse is not updated until a restart',
+    ),
+  };
+}
+
+/** Starts `part.follow` in the background, logging `failure` if it stops on an error; returns how to stop it. */
+function inBackground(
+  part: { follow(signal: AbortSignal): Promise<void> },
+  log: Logger,
+  failure: string,
+): () => Promise<void> {
+  const controller = new AbortController();
+  const following = part.follow(controller.signal).catch((error: unknown) => {
+    log.error({ err: error }, failure);
+  });
+  return async () => {
+    controller.abort();
+    await following;
   };
 }
