@@ -14,7 +14,6 @@
  * insert). At most one batch is being written while the next one fills; when
  * that one is full too, reading waits (back-pressure, bounded memory).
  */
-import type { ClickHouseClient } from '@clickhouse/client';
 import type { Logger } from 'pino';
 import {
   comparePositions,
@@ -23,7 +22,7 @@ import {
   type Position,
   type RecordedEvent,
 } from '../eventstore/event-store.js';
-import { CHECKPOINTS, PROJECTED_TABLES } from '../warehouse/tables.js';
+import { CHECKPOINTS } from '../warehouse/tables.js';
 import { clickhouseTime, type Warehouse } from '../warehouse/warehouse.js';
 import { projectEvent, type Row, type RowContext } from './rows.js';
 
@@ -252,10 +251,9 @@ class WarehouseProjector implements Projector {
   private async write(batch: Batch): Promise<void> {
     if (this.failure) return;
     const { warehouse, tableNames } = this.options;
-    const client: ClickHouseClient = warehouse.client;
     await Promise.all(
       [...batch.rows].map(([table, values]) =>
-        client.insert({
+        warehouse.client.insert({
           table: warehouse.table(tableNames?.[table] ?? table),
           values,
           format: 'JSONEachRow',
@@ -280,9 +278,6 @@ class WarehouseProjector implements Projector {
     if (this.failure) throw this.failure;
   }
 }
-
-/** The names of the tables a projector writes. */
-export const PROJECTED_TABLE_NAMES: readonly string[] = PROJECTED_TABLES.map((spec) => spec.name);
 
 let lastMicros = 0;
 /** Now with microseconds for a DateTime64(6) column, strictly increasing in this process (checkpoints never tie). */

@@ -8,16 +8,14 @@
  * migration that alters the tables, together with the change to the specs in
  * `tables.ts` (a test checks the migrated schema equals the specs).
  */
-import type { ClickHouseClient } from '@clickhouse/client';
 import {
   CHECKPOINTS,
   createTableSql,
-  createViewSql,
   type DdlOptions,
   onCluster,
   PROJECTED_TABLES,
-  VIEWS,
 } from './tables.js';
+import { createViewSql, VIEWS } from './views.js';
 import { clickhouseTime, type Warehouse } from './warehouse.js';
 
 export interface Migration {
@@ -52,20 +50,20 @@ export async function migrate(
   const options: DdlOptions = { database: warehouse.database, cluster: warehouse.cluster };
   const { client } = warehouse;
   const cluster = onCluster(options);
-  await command(client, `CREATE DATABASE IF NOT EXISTS ${warehouse.database}${cluster}`);
-  await command(
-    client,
-    `CREATE TABLE IF NOT EXISTS ${warehouse.table(MIGRATIONS_TABLE)}${cluster}
+  await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${warehouse.database}${cluster}` });
+  await client.command({
+    query: `CREATE TABLE IF NOT EXISTS ${warehouse.table(MIGRATIONS_TABLE)}${cluster}
 (version UInt32, name String, applied_at DateTime64(3, 'UTC'))
 ENGINE = ${warehouse.cluster ? "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', applied_at)" : 'ReplacingMergeTree(applied_at)'}
 ORDER BY version
 COMMENT 'Warehouse schema migrations applied, by version.'`,
-  );
+  });
   const done = new Set(await appliedVersions(warehouse));
   const applied: number[] = [];
   for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
     if (done.has(migration.version)) continue;
-    for (const statement of migration.statements(options)) await command(client, statement);
+    for (const statement of migration.statements(options))
+      await client.command({ query: statement });
     await client.insert({
       table: warehouse.table(MIGRATIONS_TABLE),
       values: [
@@ -90,8 +88,4 @@ export async function appliedVersions(warehouse: Warehouse): Promise<number[]> {
     format: 'JSONEachRow',
   });
   return (await result.json<{ version: number }>()).map((row) => row.version);
-}
-
-async function command(client: ClickHouseClient, query: string): Promise<void> {
-  await client.command({ query });
 }

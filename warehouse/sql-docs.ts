@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { migrate } from './migrations.js';
-import { CHECKPOINTS, PROJECTED_TABLES, VIEWS } from './tables.js';
+import { CHECKPOINTS, PROJECTED_TABLES } from './tables.js';
+import { VIEWS } from './views.js';
 import { openWarehouse, type Warehouse } from './warehouse.js';
 
 export const SQL_DOCS_FILE = fileURLToPath(new URL('../docs/sql.md', import.meta.url));

@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { appliedVersions, MIGRATIONS, migrate } from './migrations.js';
-import { CHECKPOINTS, PROJECTED_TABLES, VIEWS } from './tables.js';
+import { CHECKPOINTS, PROJECTED_TABLES } from './tables.js';
 import { describeOnTargets, warehouseTargets } from './testing/targets.js';
+import { VIEWS } from './views.js';
 import type { Warehouse } from './warehouse.js';
 
 const targets = await warehouseTargets();
