@@ -13,6 +13,12 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.UNAUTHORIZED]: 401,
   [ErrorCodes.PAYLOAD_TOO_LARGE]: 400,
   [ErrorCodes.EVENT_TOO_LARGE]: 400,
+  [ErrorCodes.FORBIDDEN]: 403,
+  [ErrorCodes.NOT_FOUND]: 404,
+  [ErrorCodes.RATE_LIMITED]: 429,
+  [ErrorCodes.SQL_REFUSED]: 400,
+  [ErrorCodes.QUERY_TIMEOUT]: 408,
+  [ErrorCodes.QUERY_TOO_LARGE]: 413,
   [ErrorCodes.STREAM_DELETED]: 409,
   [ErrorCodes.WRONG_EXPECTED_VERSION]: 409,
 };

@@ -26,6 +26,16 @@ export const ErrorCodes = {
   UNAUTHORIZED: 'TANDEM_ERR_UNAUTHORIZED',
   /** A request, batch or event is larger than its limit; the message names the limit. */
   PAYLOAD_TOO_LARGE: 'TANDEM_ERR_PAYLOAD_TOO_LARGE',
+  /** The credentials are valid but lack the role the operation needs; the message names it. */
+  FORBIDDEN: 'TANDEM_ERR_FORBIDDEN',
+  /** Too many requests from one key in the rate-limit window. */
+  RATE_LIMITED: 'TANDEM_ERR_RATE_LIMITED',
+  /** An analyst's SQL was refused before it ran (not one SELECT, a table outside the documented ones, a table function, a settings override…). */
+  SQL_REFUSED: 'TANDEM_ERR_SQL_REFUSED',
+  /** A query ran longer than its time limit. */
+  QUERY_TIMEOUT: 'TANDEM_ERR_QUERY_TIMEOUT',
+  /** A query's result or memory use went over its limit. */
+  QUERY_TOO_LARGE: 'TANDEM_ERR_QUERY_TOO_LARGE',
   /** No such route or resource. */
   NOT_FOUND: 'TANDEM_ERR_NOT_FOUND',
   /** An unexpected failure; details are in the server log, never in the answer. */
