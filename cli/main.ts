@@ -10,6 +10,7 @@ import { registerBenchCommand } from './commands/bench.js';
 import { registerGenerateCommand } from './commands/generate.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerImportCommand } from './commands/import.js';
+import { registerKeysCommands } from './commands/keys.js';
 import { registerLogCommands } from './commands/log.js';
 import { registerReplayCommand } from './commands/replay.js';
 import { registerServeCommands } from './commands/start.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerGenerateCommand(program);
   registerImportCommand(program);
   registerIdentityCommands(program);
+  registerKeysCommands(program);
   registerReplayCommand(program);
   registerBenchCommand(program);
   return program;

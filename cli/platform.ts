@@ -10,19 +10,22 @@ import type { Logger } from 'pino';
 import { Gauge, Registry } from 'prom-client';
 import { openResolver, type Resolver } from '../identity/resolver.js';
 import { createIngestor, type Ingestor } from '../ingest/ingestor.js';
-import { staticWriteKeys } from '../ingest/write-keys.js';
-import { IdentifierHasher } from '../privacy/identifiers.js';
+import { openAuditLog } from '../privacy/audit.js';
+import { IdentifierHasher, identifierFromText } from '../privacy/identifiers.js';
+import type { KeyStore } from '../privacy/keystore.js';
 import { openLmdbKeyStore } from '../privacy/keystore.lmdb.js';
 import { loadSecret } from '../privacy/secrets.js';
 import { openLmdbSuppressionList } from '../privacy/suppression.lmdb.js';
 import { openProjector, type Projector } from '../projections/projector.js';
-import { buildApp } from '../query-api/app.js';
+import { buildApp, type ReadinessCheck } from '../query-api/app.js';
+import { openKeyRegistry } from '../query-api/keys/key-registry.js';
 import type { Config } from '../schemas/config.js';
 import { ErrorCodes, TandemError } from '../schemas/errors.js';
 import { neverLinkTest } from '../schemas/identity.js';
 import { migrate } from '../warehouse/migrations.js';
 import { openWarehouse, type Warehouse } from '../warehouse/warehouse.js';
 import type { Runtime } from './runtime.js';
+import { packageVersion } from './version.js';
 
 export interface Platform {
   readonly app: FastifyInstance;
@@ -30,6 +33,8 @@ export interface Platform {
   readonly address: string;
   /** The bootstrap write key, and whether it was generated on this start (local use only). */
   readonly writeKey: { readonly value: string; readonly generated: boolean };
+  /** The bootstrap admin key (`TANDEM_ADMIN_KEY` or generated, local use only). */
+  readonly adminKey: { readonly value: string; readonly generated: boolean };
   /** The identity resolver, when this process runs it. */
   readonly resolver: Resolver | undefined;
   /** The warehouse projector, when this process runs it. */
@@ -42,6 +47,8 @@ export interface IngestSide {
   readonly ingestor: Ingestor;
   readonly metrics: Registry;
   readonly writeKey: { readonly value: string; readonly generated: boolean };
+  readonly keyStore: KeyStore;
+  readonly hasher: IdentifierHasher;
   close(): Promise<void>;
 }
 
@@ -81,11 +88,12 @@ export async function openIngest(runtime: Runtime): Promise<IngestSide> {
   });
   const suppression = await openLmdbSuppressionList({ path: join(config.dataDir, 'suppression') });
   const metrics = new Registry();
+  const hasher = new IdentifierHasher(hashing.secret);
   const ingestor = createIngestor({
     eventStore,
     keyStore,
     suppression,
-    hasher: new IdentifierHasher(hashing.secret),
+    hasher,
     normalise: {
       defaultCountryCode: config.defaultPhoneCountryCode,
       neverLink: neverLinkTest(runtime.identityRules),
@@ -96,6 +104,8 @@ export async function openIngest(runtime: Runtime): Promise<IngestSide> {
     ingestor,
     metrics,
     writeKey,
+    keyStore,
+    hasher,
     close: async () => {
       await Promise.all([keyStore.close(), suppression.close()]);
     },
@@ -116,8 +126,21 @@ export function identitySnapshotFile(config: Config): string {
   return join(config.dataDir, 'identity', 'graph.snapshot');
 }
 
+/** The local admin key: `TANDEM_ADMIN_KEY`, else one generated into the data directory (local use only). */
+export async function loadAdminKey(
+  config: Config,
+): Promise<{ readonly value: string; readonly generated: boolean }> {
+  if (config.secrets.adminKey) return { value: config.secrets.adminKey, generated: false };
+  const { secret, generated } = await loadSecret({
+    variable: 'TANDEM_ADMIN_KEY',
+    value: undefined,
+    file: join(config.secrets.directory, 'admin.key'),
+  });
+  return { value: `adm_${secret.toString('base64url')}`, generated };
+}
+
 /** The parts one process can run; `tandem serve --parts` picks them. */
-export const PARTS = ['ingest', 'resolver', 'projector'] as const;
+export const PARTS = ['ingest', 'api', 'resolver', 'projector'] as const;
 export type Part = (typeof PARTS)[number];
 
 export interface PlatformOptions {
@@ -132,31 +155,63 @@ export interface PlatformOptions {
  * log. The HTTP server always answers /healthz, whichever parts run.
  */
 export async function startPlatform(runtime: Runtime, options: PlatformOptions): Promise<Platform> {
+  const { config, eventStore } = runtime;
+  const runs = (part: Part) => options.parts.includes(part);
   const ingest = await openIngest(runtime);
-  const resolver = options.parts.includes('resolver') ? await followIdentity(runtime) : undefined;
-  const warehouse = options.parts.includes('projector')
-    ? await openConfiguredWarehouse(runtime)
-    : undefined;
-  const projection = warehouse
-    ? await followProjections(runtime, warehouse, ingest.metrics)
-    : undefined;
-  const writeKeys = options.parts.includes('ingest')
-    ? staticWriteKeys([{ key: ingest.writeKey.value, sourceId: 'default' }])
-    : staticWriteKeys([]);
+  const adminKey = await loadAdminKey(config);
+  const keys = await openKeyRegistry({
+    eventStore,
+    bootstrap: {
+      adminKey: adminKey.value,
+      writeKey: runs('ingest') ? { key: ingest.writeKey.value, sourceId: 'default' } : undefined,
+    },
+  });
+  const refreshKeys = setInterval(() => {
+    keys.refresh().catch((error: unknown) => {
+      runtime.logger.warn({ err: error }, 'could not read new keys; retrying');
+    });
+  }, 1000).unref();
+  const resolver = runs('resolver') ? await followIdentity(runtime) : undefined;
+  const warehouse =
+    runs('projector') || runs('api') ? await openConfiguredWarehouse(runtime) : undefined;
+  const projection =
+    warehouse && runs('projector')
+      ? await followProjections(runtime, warehouse, ingest.metrics)
+      : undefined;
   const app = await buildApp({
     ingestor: ingest.ingestor,
-    writeKeys,
+    writeKeys: runs('ingest') ? keys.writeKeys : { resolve: () => undefined },
     metrics: ingest.metrics,
     logger: runtime.logger,
+    version: packageVersion(),
+    ...(warehouse && runs('api')
+      ? {
+          api: {
+            keys,
+            audit: openAuditLog(eventStore),
+            warehouse,
+            eventStore,
+            keyStore: ingest.keyStore,
+            parseIdentifier: (text: string) =>
+              identifierFromText(text, ingest.hasher, {
+                defaultCountryCode: config.defaultPhoneCountryCode,
+              }),
+            requestsPerMinute: config.api.requestsPerMinute,
+          },
+        }
+      : {}),
+    readiness: () => readiness(runtime, warehouse, projection?.projector),
   });
   const address = await app.listen({ host: options.host, port: options.port });
   return {
     app,
     address,
     writeKey: ingest.writeKey,
+    adminKey,
     resolver: resolver?.resolver,
     projector: projection?.projector,
     close: async () => {
+      clearInterval(refreshKeys);
       await app.close();
       await resolver?.stop();
       await projection?.stop();
@@ -164,6 +219,49 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
       await ingest.close();
     },
   };
+}
+
+/** How far behind the log the warehouse may be before `/readyz` says not ready. */
+const READY_LAG_SECONDS = 60;
+
+/** What `/readyz` checks: the log answers, the warehouse answers, the projector keeps up. */
+async function readiness(
+  runtime: Runtime,
+  warehouse: Warehouse | undefined,
+  projector: Projector | undefined,
+): Promise<ReadinessCheck[]> {
+  const check = async (name: string, run: () => Promise<string | undefined>) => {
+    try {
+      const problem = await run();
+      return problem === undefined ? { name, ok: true } : { name, ok: false, detail: problem };
+    } catch (error) {
+      return { name, ok: false, detail: error instanceof Error ? error.message : String(error) };
+    }
+  };
+  return Promise.all([
+    check('event_store', async () => {
+      await runtime.eventStore.headPosition();
+      return undefined;
+    }),
+    ...(warehouse
+      ? [
+          check('warehouse', async () => {
+            await warehouse.client.query({ query: 'SELECT 1', format: 'JSONEachRow' });
+            return undefined;
+          }),
+        ]
+      : []),
+    ...(projector
+      ? [
+          check('projection_lag', async () => {
+            const { seconds } = await projector.lag();
+            return seconds <= READY_LAG_SECONDS
+              ? undefined
+              : `the warehouse is ${Math.round(seconds)} s behind the log (ready under ${READY_LAG_SECONDS} s)`;
+          }),
+        ]
+      : []),
+  ]);
 }
 
 /** The identity resolver, following the log in the background until stopped. */

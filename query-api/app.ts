@@ -1,27 +1,71 @@
 /**
- * The HTTP app: ingest routes now, the query API's as they are built. Built
- * by `buildApp(deps)` and not listening, so tests drive it with `inject`;
- * `tandem serve` listens.
+ * The HTTP app: the ingest routes (write keys) and the query API (API keys
+ * with roles), one fastify instance. Built by `buildApp(deps)` and not
+ * listening, so tests drive it with `inject`; `tandem serve` listens.
+ *
+ * Outside any key: `/healthz` (the process serves), `/readyz` (its stores
+ * answer and the projection is not far behind), `/metrics` (Prometheus) and
+ * `/docs` (the OpenAPI document and Swagger UI).
  */
 import cors from '@fastify/cors';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { EventStore } from '../eventstore/event-store.js';
 import type { Ingestor } from '../ingest/ingestor.js';
 import { importRoutes } from '../ingest/routes/imports.routes.js';
 import { posRoutes } from '../ingest/routes/pos.routes.js';
 import { MAX_BATCH_BYTES, trackingRoutes } from '../ingest/routes/tracking.routes.js';
 import type { WriteKeys } from '../ingest/write-keys.js';
+import type { AuditLog } from '../privacy/audit.js';
+import type { KeyStore } from '../privacy/keystore.js';
+import type { Identifier } from '../schemas/identifier.js';
+import type { Warehouse } from '../warehouse/warehouse.js';
+import { installAuth } from './auth.js';
 import { installErrorHandler } from './errors.js';
 import { installJsonBody } from './json-body.js';
+import type { KeyRegistry } from './keys/key-registry.js';
+import { keysRoutes } from './keys/keys.routes.js';
+import { profilesRoutes } from './profiles/profiles.routes.js';
+
+/** One readiness check: a name and whether it holds, with a word on why not. */
+export interface ReadinessCheck {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail?: string;
+}
+
+/** What the query API needs: present when this process serves it (`--parts api`). */
+export interface QueryApiDeps {
+  readonly keys: KeyRegistry;
+  readonly audit: AuditLog;
+  readonly warehouse: Warehouse;
+  readonly eventStore: EventStore;
+  readonly keyStore: Pick<KeyStore, 'find'>;
+  readonly parseIdentifier: (text: string) => Identifier;
+  /** Requests per API key per minute. */
+  readonly requestsPerMinute: number;
+}
 
 export interface AppDeps {
   readonly ingestor: Ingestor;
   readonly writeKeys: WriteKeys;
   readonly metrics: Registry;
+  /** The query API's dependencies; without them only ingest is served. */
+  readonly api?: QueryApiDeps;
+  /** Checks behind `/readyz`; none means ready once serving. */
+  readonly readiness?: () => Promise<readonly ReadinessCheck[]>;
   /** The process logger; tests pass none. */
   readonly logger?: Logger;
+  /** Tandem's version, for the OpenAPI document. */
+  readonly version?: string;
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -36,18 +80,57 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandler(app);
   installJsonBody(app);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Tandem',
+        version: deps.version ?? '0.0.0',
+        description:
+          'Tracking and POS ingest (write keys), profiles, segments and SQL (API keys with roles). Generated from the zod schemas of the routes.',
+      },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'An API key: tdm_…' },
+          writeKey: { type: 'http', scheme: 'basic', description: 'A write key as the user name' },
+        },
+      },
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
   // Browsers send tracking calls from the shop's own pages, on any origin.
   await app.register(cors, {
     origin: true,
-    methods: ['GET', 'POST'],
+    methods: ['GET', 'POST', 'DELETE'],
     allowedHeaders: ['Authorization', 'Content-Type', 'Content-Encoding'],
   });
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/metrics', async (_request, reply) =>
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    const checks = (await deps.readiness?.()) ?? [];
+    const ready = checks.every((check) => check.ok);
+    return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
     reply.type(deps.metrics.contentType).send(await deps.metrics.metrics()),
   );
   await app.register(trackingRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
   await app.register(posRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
   await app.register(importRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
+  const { api } = deps;
+  if (api) await app.register(async (scope) => registerQueryApi(scope, api));
   return app;
+}
+
+/** The query API: one encapsulated scope, so its key check and rate limit cover only these routes. */
+async function registerQueryApi(scope: FastifyInstance, api: QueryApiDeps): Promise<void> {
+  await installAuth(scope, { keys: api.keys, requestsPerMinute: api.requestsPerMinute });
+  await scope.register(keysRoutes, { keys: api.keys, audit: api.audit });
+  await scope.register(profilesRoutes, {
+    warehouse: api.warehouse,
+    eventStore: api.eventStore,
+    keyStore: api.keyStore,
+    audit: api.audit,
+    parseIdentifier: api.parseIdentifier,
+  });
 }

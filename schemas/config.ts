@@ -44,6 +44,10 @@ export const EnvSchema = z.object({
   TANDEM_PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
   /** Bootstrap write key for the tracking API; generated into the data directory when unset. */
   TANDEM_WRITE_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Bootstrap API key with every role (admin), for a first start and tests; generated into the data directory when unset. */
+  TANDEM_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Requests per minute each API key may make. */
+  TANDEM_API_RATE_LIMIT: z.coerce.number().int().min(1).default(1200),
   /** 32 bytes (base64 or hex) that wrap every data key; generated into the data directory when unset. */
   TANDEM_MASTER_KEY: z.string().min(1).optional(),
   /** 32 bytes (base64 or hex) keying identifier hashes; generated into the data directory when unset. */
@@ -60,6 +64,7 @@ export const EnvSchema = z.object({
 /** Variables whose values never appear in messages. */
 const SECRET_VARIABLES: ReadonlySet<string> = new Set([
   'TANDEM_WRITE_KEY',
+  'TANDEM_ADMIN_KEY',
   'TANDEM_MASTER_KEY',
   'TANDEM_HASH_SECRET',
 ]);
@@ -86,8 +91,10 @@ export function configSchema(cwd: string) {
       },
       log: { level: env.TANDEM_LOG_LEVEL, format: env.TANDEM_LOG_FORMAT },
       server: { host: env.TANDEM_HOST, port: env.TANDEM_PORT },
+      api: { requestsPerMinute: env.TANDEM_API_RATE_LIMIT },
       secrets: {
         writeKey: env.TANDEM_WRITE_KEY,
+        adminKey: env.TANDEM_ADMIN_KEY,
         masterKey: env.TANDEM_MASTER_KEY,
         hashSecret: env.TANDEM_HASH_SECRET,
         directory: resolve(dataDir, 'secrets'),

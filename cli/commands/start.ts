@@ -78,6 +78,7 @@ async function runPlatform(options: ServeOptions): Promise<void> {
         head: head && formatPosition(head),
         parts: options.parts ?? PARTS,
         ...(platform.writeKey.generated ? { localWriteKey: platform.writeKey.value } : {}),
+        ...(platform.adminKey.generated ? { localAdminKey: platform.adminKey.value } : {}),
       },
       'Tandem is running (Ctrl-C to stop)',
     );

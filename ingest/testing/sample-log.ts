@@ -11,6 +11,7 @@ import type { EventStore } from '../../eventstore/event-store.js';
 import { openLmdbEventStore } from '../../eventstore/event-store.lmdb.js';
 import { readSampleFiles } from '../../fixtures/sample.js';
 import { IdentifierHasher } from '../../privacy/identifiers.js';
+import type { KeyStore } from '../../privacy/keystore.js';
 import { openLmdbKeyStore } from '../../privacy/keystore.lmdb.js';
 import { openLmdbSuppressionList } from '../../privacy/suppression.lmdb.js';
 import { DEFAULT_IDENTITY_RULES, neverLinkTest } from '../../schemas/identity.js';
@@ -24,6 +25,8 @@ export interface SampleLog {
   readonly eventStore: EventStore;
   readonly ingestor: Ingestor;
   readonly hasher: IdentifierHasher;
+  /** The data keys PII was sealed under. */
+  readonly keyStore: KeyStore;
   /** Closes the stores and removes the directory. */
   close(): Promise<void>;
 }
@@ -51,6 +54,7 @@ export async function openSampleLog(prefix = 'tandem-sample-'): Promise<SampleLo
     eventStore,
     ingestor,
     hasher,
+    keyStore,
     async close() {
       await Promise.all([eventStore.close(), keyStore.close(), suppression.close()]);
       await rm(dir, { recursive: true, force: true });

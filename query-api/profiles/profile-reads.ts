@@ -1,0 +1,233 @@
+/**
+ * What the API answers about one profile, from the warehouse (state,
+ * identifiers, traits, consent, activity, the timeline) and from the log
+ * (the identity decisions that made it, and — for roles allowed to see
+ * it — the personal data sealed in its identifiers' events).
+ *
+ * Events reach a profile through `identity` (identifier hash → profile), so
+ * a merge or split shows here as soon as the projector has written it.
+ */
+import type { EventReader } from '../../eventstore/event-store.js';
+import { describeDecision, profileHistory } from '../../identity/explain.js';
+import type { KeyStore } from '../../privacy/keystore.js';
+import { latestPersonalData } from '../../privacy/personal-data.js';
+import { ErrorCodes, TandemError } from '../../schemas/errors.js';
+import type { Identifier } from '../../schemas/identifier.js';
+import { selectRows } from '../../warehouse/select.js';
+import type { Warehouse } from '../../warehouse/warehouse.js';
+
+export interface ProfileDeps {
+  readonly warehouse: Warehouse;
+  readonly eventStore: Pick<EventReader, 'readStream'>;
+  readonly keyStore: Pick<KeyStore, 'find'>;
+}
+
+export interface Profile {
+  readonly profileId: string;
+  readonly status: string;
+  readonly mergedInto?: string;
+  /** How many identifiers of each type the profile holds (values only for roles that may see them). */
+  readonly identifierCounts: Record<string, number>;
+  readonly traits: Record<string, unknown>;
+  readonly consent: Record<string, { granted: boolean; statedAt: string; source: string }>;
+  readonly activity: {
+    readonly events: number;
+    readonly orders: number;
+    readonly revenue: string;
+    readonly firstSeenOnline: string | null;
+    readonly lastSeenOnline: string | null;
+    readonly firstSeenOffline: string | null;
+    readonly lastSeenOffline: string | null;
+  };
+}
+
+/** The profile's identifiers as the warehouse knows them (type and hash: internal, never answered as is). */
+export async function profileIdentifiers(
+  deps: ProfileDeps,
+  profileId: string,
+): Promise<Identifier[]> {
+  const rows = await selectRows<{ identifier_type: string; identifier_hash: string }>(
+    deps.warehouse.client,
+    `SELECT identifier_type, identifier_hash FROM ${deps.warehouse.table('identity')}
+     WHERE profile_id = {id:String} ORDER BY identifier_type, identifier_hash`,
+    { id: profileId },
+  );
+  return rows.map((row) => ({ type: row.identifier_type, hash: row.identifier_hash }));
+}
+
+/** The profile, or NOT_FOUND. A merged profile answers with `mergedInto` and no data of its own. */
+export async function readProfile(deps: ProfileDeps, profileId: string): Promise<Profile> {
+  const { warehouse } = deps;
+  const [row] = await selectRows<{ status: string; merged_into: string }>(
+    warehouse.client,
+    `SELECT status, merged_into FROM ${warehouse.table('profiles')} WHERE profile_id = {id:String}`,
+    { id: profileId },
+  );
+  if (!row) throw new TandemError(ErrorCodes.NOT_FOUND, `no profile ${profileId}`, { profileId });
+  const identifiers = await profileIdentifiers(deps, profileId);
+  const identifierCounts: Record<string, number> = {};
+  for (const { type } of identifiers) identifierCounts[type] = (identifierCounts[type] ?? 0) + 1;
+  const traits = await selectRows<{ trait: string; value: string }>(
+    warehouse.client,
+    `SELECT trait, value FROM ${warehouse.table('profile_traits')} WHERE profile_id = {id:String}`,
+    { id: profileId },
+  );
+  const consents = await selectRows<{
+    purpose: string;
+    granted: boolean;
+    stated_at: string;
+    source: string;
+  }>(
+    warehouse.client,
+    `SELECT purpose, granted, stated_at, source FROM ${warehouse.table('consents')}
+     WHERE profile_id = {id:String} ORDER BY purpose`,
+    { id: profileId },
+  );
+  const [activity] = await selectRows<Profile['activity']>(
+    warehouse.client,
+    `SELECT count() AS events, countIf(order_id != '') AS orders, toString(sum(revenue)) AS revenue,
+            if(countIf(channel = 'online') > 0, toString(minIf(occurred_at, channel = 'online')), NULL) AS firstSeenOnline,
+            if(countIf(channel = 'online') > 0, toString(maxIf(occurred_at, channel = 'online')), NULL) AS lastSeenOnline,
+            if(countIf(channel = 'offline') > 0, toString(minIf(occurred_at, channel = 'offline')), NULL) AS firstSeenOffline,
+            if(countIf(channel = 'offline') > 0, toString(maxIf(occurred_at, channel = 'offline')), NULL) AS lastSeenOffline
+     FROM ${warehouse.table('events')}
+     WHERE identifier_hash IN (SELECT identifier_hash FROM ${warehouse.table('identity')} WHERE profile_id = {id:String})`,
+    { id: profileId },
+  );
+  return {
+    profileId,
+    status: row.status,
+    ...(row.merged_into ? { mergedInto: row.merged_into } : {}),
+    identifierCounts,
+    traits: Object.fromEntries(traits.map((trait) => [trait.trait, parseJson(trait.value)])),
+    consent: Object.fromEntries(
+      consents.map((c) => [
+        c.purpose,
+        { granted: c.granted, statedAt: isoTime(c.stated_at), source: c.source },
+      ]),
+    ),
+    activity: activity as Profile['activity'],
+  };
+}
+
+/** The profile holding `identifier` now, or NOT_FOUND. */
+export async function findProfileId(deps: ProfileDeps, identifier: Identifier): Promise<string> {
+  const [row] = await selectRows<{ profile_id: string }>(
+    deps.warehouse.client,
+    `SELECT profile_id FROM ${deps.warehouse.table('identity')}
+     WHERE identifier_hash = {hash:String} AND identifier_type = {type:String}`,
+    { hash: identifier.hash, type: identifier.type },
+  );
+  if (!row)
+    throw new TandemError(ErrorCodes.NOT_FOUND, `no profile holds that ${identifier.type}`, {
+      identifierType: identifier.type,
+    });
+  return row.profile_id;
+}
+
+export type TimelineEntry = {
+  readonly eventId: string;
+  readonly occurredAt: string;
+  readonly channel: string;
+  readonly sourceKind: string;
+  readonly storeId: string;
+  readonly type: string;
+  readonly eventName: string;
+  readonly pageName: string;
+  readonly pagePath: string;
+  readonly productIds: string[];
+  readonly categories: string[];
+  readonly orderId: string;
+  readonly revenue: string;
+  readonly currency: string;
+  readonly properties: unknown;
+};
+
+/**
+ * One page of the profile's touchpoints, online and offline in one
+ * chronology, newest first. `before` is the cursor of the previous page's
+ * last entry (keyset paging: stable while new events arrive).
+ */
+export async function readTimeline(
+  deps: ProfileDeps,
+  profileId: string,
+  page: { readonly limit: number; readonly before?: string | undefined },
+): Promise<{ entries: TimelineEntry[]; next: string | null }> {
+  const { warehouse } = deps;
+  const cursor = page.before === undefined ? undefined : parseCursor(page.before);
+  const rows = await selectRows<TimelineEntry & { properties: string }>(
+    warehouse.client,
+    `SELECT toString(event_id) AS eventId, toString(occurred_at) AS occurredAt, channel,
+            source_kind AS sourceKind, store_id AS storeId, type, event_name AS eventName,
+            page_name AS pageName, page_path AS pagePath, product_ids AS productIds, categories,
+            order_id AS orderId, toString(revenue) AS revenue, currency, properties
+     FROM ${warehouse.table('events')}
+     WHERE identifier_hash IN (SELECT identifier_hash FROM ${warehouse.table('identity')} WHERE profile_id = {id:String})
+       ${cursor ? "AND (occurred_at, event_id) < ({at:DateTime64(3, 'UTC')}, {eventId:UUID})" : ''}
+     ORDER BY occurred_at DESC, event_id DESC
+     LIMIT {limit:UInt32}`,
+    { id: profileId, limit: page.limit, ...(cursor ?? {}) },
+  );
+  const entries = rows.map((row) => ({
+    ...row,
+    occurredAt: isoTime(row.occurredAt),
+    properties: parseJson(row.properties),
+  }));
+  const last = rows.at(-1);
+  return {
+    entries,
+    next:
+      last && rows.length === page.limit
+        ? Buffer.from(`${last.occurredAt}|${last.eventId}`).toString('base64url')
+        : null,
+  };
+}
+
+/** Every identity decision that shaped the profile, oldest first, each in words with its evidence. */
+export async function readIdentityExplanation(deps: ProfileDeps, profileId: string) {
+  const decisions = await profileHistory(deps.eventStore, profileId);
+  if (decisions.length === 0)
+    throw new TandemError(ErrorCodes.NOT_FOUND, `no profile ${profileId}`, { profileId });
+  return decisions.map(({ event, eventId }) => ({
+    seq: event.seq,
+    type: event.type,
+    ...('profileId' in event ? { profileId: event.profileId } : {}),
+    ...('rule' in event ? { rule: event.rule } : {}),
+    evidence: event.evidence,
+    decisionEventId: eventId,
+    explanation: describeDecision(event),
+  }));
+}
+
+/** Each identifier's personal data, unsealed from its newest events: for privacy officers only. */
+export async function readPersonalData(deps: ProfileDeps, profileId: string) {
+  const identifiers = await profileIdentifiers(deps, profileId);
+  return Promise.all(
+    identifiers.map(async (identifier) => ({
+      type: identifier.type,
+      personalData: await latestPersonalData(deps.eventStore, deps.keyStore, identifier),
+    })),
+  );
+}
+
+function parseCursor(text: string): { at: string; eventId: string } {
+  const [at, eventId] = Buffer.from(text, 'base64url').toString('utf8').split('|');
+  if (!at || !eventId || !/^[\d-]+ [\d:.]+$/.test(at) || !/^[0-9a-f-]{36}$/.test(eventId))
+    throw new TandemError(ErrorCodes.VALIDATION, 'before: not a cursor this API gave out', {
+      issues: [{ path: 'before', message: 'not a cursor this API gave out' }],
+    });
+  return { at, eventId };
+}
+
+/** `2026-01-08 13:31:24.735` (ClickHouse, UTC) → ISO-8601. */
+function isoTime(text: string): string {
+  return `${text.replace(' ', 'T')}Z`;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
