@@ -37,7 +37,10 @@ async function omniShopperEmail(): Promise<string> {
   const signIn = web.logsIn('2026-01-10T09:00:00Z');
   await api.sample.ingestor.tracking(
     aBatch([
-      { ...signIn, traits: { email: String(ana.email), phone: String(ana.phone) } } as typeof signIn,
+      {
+        ...signIn,
+        traits: { email: String(ana.email), phone: String(ana.phone) },
+      } as typeof signIn,
       web.views('SKU-000001', '2026-01-10T09:01:00Z'),
     ]),
     Date.parse('2026-01-10T09:02:00Z'),
