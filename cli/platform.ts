@@ -19,6 +19,8 @@ import { openLmdbSuppressionList } from '../privacy/suppression.lmdb.js';
 import { openProjector, type Projector } from '../projections/projector.js';
 import { buildApp, type ReadinessCheck } from '../query-api/app.js';
 import { openKeyRegistry } from '../query-api/keys/key-registry.js';
+import { scheduleRefreshes } from '../query-api/segments/segment-refresh.js';
+import { openSegmentStore } from '../query-api/segments/segment-store.js';
 import type { Config } from '../schemas/config.js';
 import { ErrorCodes, TandemError } from '../schemas/errors.js';
 import { neverLinkTest } from '../schemas/identity.js';
@@ -178,13 +180,19 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
     warehouse && runs('projector')
       ? await followProjections(runtime, warehouse, ingest.metrics)
       : undefined;
+  const segments = warehouse ? await openSegmentStore(eventStore) : undefined;
+  // Scheduled refreshes run beside the projector: one per deployment, like it.
+  const stopRefreshes =
+    warehouse && segments && runs('projector')
+      ? scheduleRefreshes({ warehouse, segments, log: runtime.logger.child({ part: 'segments' }) })
+      : undefined;
   const app = await buildApp({
     ingestor: ingest.ingestor,
     writeKeys: runs('ingest') ? keys.writeKeys : { resolve: () => undefined },
     metrics: ingest.metrics,
     logger: runtime.logger,
     version: packageVersion(),
-    ...(warehouse && runs('api')
+    ...(warehouse && segments && runs('api')
       ? {
           api: {
             keys,
@@ -196,6 +204,7 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
               identifierFromText(text, ingest.hasher, {
                 defaultCountryCode: config.defaultPhoneCountryCode,
               }),
+            segments,
             requestsPerMinute: config.api.requestsPerMinute,
           },
         }
@@ -213,6 +222,7 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
     close: async () => {
       clearInterval(refreshKeys);
       await app.close();
+      await stopRefreshes?.();
       await resolver?.stop();
       await projection?.stop();
       await warehouse?.close();

@@ -13,6 +13,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import {
   jsonSchemaTransform,
+  jsonSchemaTransformObject,
   serializerCompiler,
   validatorCompiler,
 } from 'fastify-type-provider-zod';
@@ -28,12 +29,15 @@ import type { AuditLog } from '../privacy/audit.js';
 import type { KeyStore } from '../privacy/keystore.js';
 import type { Identifier } from '../schemas/identifier.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
-import { installAuth } from './auth.js';
+import { assertRole, installAuth, principalOf } from './auth.js';
 import { installErrorHandler } from './errors.js';
 import { installJsonBody } from './json-body.js';
 import type { KeyRegistry } from './keys/key-registry.js';
 import { keysRoutes } from './keys/keys.routes.js';
 import { profilesRoutes } from './profiles/profiles.routes.js';
+import type { SegmentStore } from './segments/segment-store.js';
+import { segmentsRoutes } from './segments/segments.routes.js';
+import { sqlRoutes } from './sql/sql.routes.js';
 
 /** One readiness check: a name and whether it holds, with a word on why not. */
 export interface ReadinessCheck {
@@ -50,6 +54,7 @@ export interface QueryApiDeps {
   readonly eventStore: EventStore;
   readonly keyStore: Pick<KeyStore, 'find'>;
   readonly parseIdentifier: (text: string) => Identifier;
+  readonly segments: SegmentStore;
   /** Requests per API key per minute. */
   readonly requestsPerMinute: number;
 }
@@ -97,6 +102,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
     },
     transform: jsonSchemaTransform,
+    // Puts the schemas routes share by reference (the recursive segment condition) under components.
+    transformObject: jsonSchemaTransformObject,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   // Browsers send tracking calls from the shop's own pages, on any origin.
@@ -132,5 +139,27 @@ async function registerQueryApi(scope: FastifyInstance, api: QueryApiDeps): Prom
     keyStore: api.keyStore,
     audit: api.audit,
     parseIdentifier: api.parseIdentifier,
+  });
+  await scope.register(sqlRoutes, {
+    warehouse: api.warehouse,
+    authorize: (request) => {
+      const principal = principalOf(request);
+      assertRole(principal, 'analyst');
+      return principal;
+    },
+    audit: ({ keyId, action, outcome, query, tables, rows }) =>
+      api.audit.record({
+        keyId,
+        action,
+        outcome,
+        details: { query, tables, ...(rows === undefined ? {} : { rows }) },
+      }),
+  });
+  await scope.register(segmentsRoutes, {
+    segments: api.segments,
+    warehouse: api.warehouse,
+    eventStore: api.eventStore,
+    keyStore: api.keyStore,
+    audit: api.audit,
   });
 }

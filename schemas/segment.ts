@@ -9,6 +9,8 @@ import { pii } from './pii.js';
 
 const Id = z.string().min(1).max(256);
 const Json = z.json();
+// Named, so the OpenAPI document refers to one recursive JSON schema instead of an anonymous one.
+z.globalRegistry.add(Json, { id: 'JsonValue' });
 const JsonRecord = z.record(z.string(), Json);
 /** ISO-8601 with an offset or Z, as SDKs write it (`new Date().toISOString()`). */
 const Timestamp = z.iso.datetime({ offset: true });

@@ -14,6 +14,7 @@ import {
   type DdlOptions,
   onCluster,
   PROJECTED_TABLES,
+  SEGMENT_TABLES,
 } from './tables.js';
 import { createViewSql, VIEWS } from './views.js';
 import { clickhouseTime, type Warehouse } from './warehouse.js';
@@ -32,6 +33,11 @@ export const MIGRATIONS: readonly Migration[] = [
       ...[...PROJECTED_TABLES, CHECKPOINTS].map((spec) => createTableSql(spec, options)),
       ...VIEWS.map((view) => createViewSql(view, options)),
     ],
+  },
+  {
+    version: 2,
+    name: 'segment membership and its history',
+    statements: (options) => SEGMENT_TABLES.map((spec) => createTableSql(spec, options)),
   },
 ];
 

@@ -303,6 +303,56 @@ export const PROJECTED_TABLES: readonly TableSpec[] = [
   STORES,
 ];
 
+/**
+ * Segment membership, written by segment refreshes (not by the projector):
+ * who is in each saved segment now, and who entered and left at each
+ * refresh. A rebuild of the projections leaves them alone.
+ */
+export const SEGMENT_MEMBERS: TableSpec = {
+  name: 'segment_members',
+  comment: 'Who is in each saved segment as of its latest refresh.',
+  columns: [
+    text('segment_id', 'Segment id (`seg_…`).'),
+    text('profile_id', 'A member profile.'),
+    time('since', 'When the profile entered (the refresh that added it).'),
+    {
+      name: 'refresh',
+      type: 'UInt64',
+      comment: 'The refresh that last wrote the row; the row version.',
+    },
+    {
+      name: 'is_deleted',
+      type: 'UInt8',
+      comment: '1 once the profile left the segment (the row then disappears from queries).',
+    },
+  ],
+  version: 'refresh',
+  isDeleted: 'is_deleted',
+  orderBy: '(segment_id, profile_id)',
+};
+
+export const SEGMENT_MEMBERSHIP_HISTORY: TableSpec = {
+  name: 'segment_membership_history',
+  comment: 'Every entry into and exit from every saved segment, one row per profile and refresh.',
+  columns: [
+    text('segment_id', 'Segment id.'),
+    text('profile_id', 'The profile that entered or left.'),
+    label('change', '`entered` or `left`.'),
+    time('at', 'When the refresh ran.'),
+    {
+      name: 'refresh',
+      type: 'UInt64',
+      comment: 'The refresh (per segment, from 1); the row version.',
+    },
+    { name: 'segment_version', type: 'UInt32', comment: 'The version of the definition it ran.' },
+  ],
+  version: 'refresh',
+  orderBy: '(segment_id, profile_id, refresh)',
+};
+
+/** The tables segment refreshes write. */
+export const SEGMENT_TABLES: readonly TableSpec[] = [SEGMENT_MEMBERS, SEGMENT_MEMBERSHIP_HISTORY];
+
 /** Where each projector stores how far into the log it has written. */
 export const CHECKPOINTS: TableSpec = {
   name: 'projector_checkpoints',

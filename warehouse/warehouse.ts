@@ -13,6 +13,10 @@
  * (reads and writes), and `analyst`, read-only from its first query, for the
  * SQL endpoint. chDB keeps the settings a query passes on its connection, so
  * the two never share one; settings every query needs are set per client.
+ *
+ * The analyst client carries its limits (time, memory, result size) from its
+ * creation: once `readonly = 1` holds, no query can change a setting, so an
+ * analyst cannot lift them with a `SETTINGS` clause either.
  */
 import {
   type ClickHouseClient,
@@ -32,7 +36,29 @@ export interface WarehouseOptions {
   readonly database: string;
   /** Cluster name from the server's `remote_servers`: DDL runs `ON CLUSTER` with replicated engines. */
   readonly cluster?: string | undefined;
+  /** Limits of the analysts' connection; each one missing takes its default. */
+  readonly analystLimits?: Partial<AnalystLimits> | undefined;
 }
+
+/** What one analyst query may use before ClickHouse stops it. */
+export interface AnalystLimits {
+  /** Seconds a query may run (`max_execution_time`). */
+  readonly maxExecutionSeconds: number;
+  /** Bytes of memory a query may use (`max_memory_usage`). */
+  readonly maxMemoryBytes: number;
+  /** Rows a result may have (`max_result_rows`). */
+  readonly maxResultRows: number;
+  /** Bytes a result may have, uncompressed (`max_result_bytes`). */
+  readonly maxResultBytes: number;
+}
+
+/** 30 s, 2 GiB of memory, a million rows, 512 MiB of result. */
+export const DEFAULT_ANALYST_LIMITS: AnalystLimits = {
+  maxExecutionSeconds: 30,
+  maxMemoryBytes: 2 * 1024 ** 3,
+  maxResultRows: 1_000_000,
+  maxResultBytes: 512 * 1024 ** 2,
+};
 
 export interface Warehouse {
   readonly kind: WarehouseTarget['kind'];
@@ -40,8 +66,10 @@ export interface Warehouse {
   readonly cluster: string | undefined;
   /** Reads and writes: projections, segments, the API. */
   readonly client: ClickHouseClient;
-  /** Read-only (`readonly = 1` from its first query): analysts' SQL. */
+  /** Read-only (`readonly = 1` from its first query), limited, in `database`: analysts' SQL. */
   readonly analyst: ClickHouseClient;
+  /** The limits the `analyst` client runs with. */
+  readonly analystLimits: AnalystLimits;
   /** The fully qualified name of a table, e.g. `tandem.events`. */
   table(name: string): string;
   close(): Promise<void>;
@@ -73,15 +101,39 @@ export function clickhouseTime(time: string | number | Date): string {
 
 /** Opens the warehouse `options` names. Apply the migrations (`migrate`) before using the tables. */
 export async function openWarehouse(options: WarehouseOptions): Promise<Warehouse> {
-  const client = connect(options.target, QUERY_SETTINGS);
-  const analyst = connect(options.target, { ...QUERY_SETTINGS, readonly: '1' });
-  const { database, cluster } = options;
+  const { database, cluster, target } = options;
+  const analystLimits = { ...DEFAULT_ANALYST_LIMITS, ...options.analystLimits };
+  const client = connect(target, QUERY_SETTINGS);
+  const analyst = connect(
+    target,
+    {
+      ...QUERY_SETTINGS,
+      ...limitSettings(analystLimits),
+      // Last: chDB runs these as `SET`s in order before every query, and once
+      // readonly = 1 holds, a SET to a different value fails (re-setting the
+      // same value passes).
+      readonly: '1',
+    },
+    database,
+  );
+  if (target.kind === 'chdb') {
+    // chDB ignores the client's `database`; a `USE` sticks to the session, so
+    // analysts can write `FROM events`. It needs the database to exist.
+    try {
+      await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteName(database)}` });
+      await analyst.command({ query: `USE ${quoteName(database)}` });
+    } catch (error) {
+      await Promise.allSettled([analyst.close(), client.close()]);
+      throw error;
+    }
+  }
   return {
-    kind: options.target.kind,
+    kind: target.kind,
     database,
     cluster,
     client,
     analyst,
+    analystLimits,
     table: (name) => `${database}.${name}`,
     async close() {
       await Promise.all([analyst.close(), client.close()]);
@@ -89,10 +141,31 @@ export async function openWarehouse(options: WarehouseOptions): Promise<Warehous
   };
 }
 
-function connect(target: WarehouseTarget, settings: ClickHouseSettings): ClickHouseClient {
+function limitSettings(limits: AnalystLimits): ClickHouseSettings {
+  return {
+    max_execution_time: limits.maxExecutionSeconds,
+    max_memory_usage: String(limits.maxMemoryBytes),
+    max_result_rows: String(limits.maxResultRows),
+    max_result_bytes: String(limits.maxResultBytes),
+    // Over a limit is an error, never a silently cut result.
+    result_overflow_mode: 'throw',
+    // apache-arrow cannot read the LZ4 frames ClickHouse writes by default.
+    output_format_arrow_compression_method: 'none',
+  };
+}
+
+const quoteName = (name: string) => `\`${name.replaceAll('\\', '\\\\').replaceAll('`', '\\`')}\``;
+
+/** A client on `target`; `database`, when given, is the default database of its queries on a server. */
+function connect(
+  target: WarehouseTarget,
+  settings: ClickHouseSettings,
+  database?: string,
+): ClickHouseClient {
   if (target.kind === 'server') {
     return createClient({
       url: target.url,
+      ...(database === undefined ? {} : { database }),
       clickhouse_settings: settings,
       request_timeout: 300_000,
       application: 'tandem',
@@ -100,8 +173,43 @@ function connect(target: WarehouseTarget, settings: ClickHouseSettings): ClickHo
   }
   // chdb/connection implements @clickhouse/client-common's Connection, which
   // @clickhouse/client bundles as its own copy: the same shape, two declarations.
-  const connection = createChdbConnection({ path: target.path }) as unknown as NonNullable<
-    ClickHouseClientConfigOptions['connection']
-  >;
-  return createClient({ connection, clickhouse_settings: settings });
+  const connection = createChdbConnection({ path: target.path }) as unknown as Connection;
+  return createClient({
+    connection: drainingAfterFailures(connection),
+    clickhouse_settings: settings,
+  });
+}
+
+type Connection = NonNullable<ClickHouseClientConfigOptions['connection']>;
+
+/**
+ * chDB keeps what a failed query had already written (a JSON header, the
+ * rows before a limit stopped it) in the session and puts it in front of the
+ * next query's result: after a timeout the next `EXPLAIN` came back starting
+ * with the failed query's JSON. So, on chDB, a failed query is followed by a
+ * throw-away `SELECT 1` that takes the leftover, before any other query runs;
+ * the queue costs nothing, since a chDB session runs one query at a time.
+ */
+function drainingAfterFailures(connection: Connection): Connection {
+  let tail: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(run: () => Promise<T>): Promise<T> => {
+    const result = tail.then(async () => {
+      try {
+        return await run();
+      } catch (error) {
+        await connection.query({ query: 'SELECT 1' }).catch(() => undefined);
+        throw error;
+      }
+    });
+    tail = result.catch(() => undefined);
+    return result;
+  };
+  return {
+    query: (params) => oneAtATime(() => connection.query(params)),
+    exec: (params) => oneAtATime(() => connection.exec(params)),
+    command: (params) => oneAtATime(() => connection.command(params)),
+    insert: (params) => oneAtATime(() => connection.insert(params)),
+    ping: (params) => connection.ping(params),
+    close: () => connection.close(),
+  };
 }

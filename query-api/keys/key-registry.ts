@@ -14,11 +14,8 @@
  * stream; the server calls it every second.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import {
-  type EventStore,
-  type RecordedEvent,
-  StreamNotFoundError,
-} from '../../eventstore/event-store.js';
+import type { EventStore } from '../../eventstore/event-store.js';
+import { followStream } from '../../eventstore/stream-follower.js';
 import type { WriteKeySource, WriteKeys } from '../../ingest/write-keys.js';
 import {
   KEYS_STREAM,
@@ -87,7 +84,6 @@ export async function openKeyRegistry(options: {
 }): Promise<KeyRegistry> {
   const { eventStore, bootstrap = {} } = options;
   const records = new Map<string, KeyRecord>();
-  let revision = -1;
   const adminDigest = bootstrap.adminKey === undefined ? undefined : digest(bootstrap.adminKey);
   const bootstrapWrite = bootstrap.writeKey && {
     digest: digest(bootstrap.writeKey.key),
@@ -111,12 +107,9 @@ export async function openKeyRegistry(options: {
     }
   };
 
-  const refresh = async () => {
-    for await (const event of readFrom(eventStore, revision + 1)) {
-      apply(KeyEventSchema.parse(event.data));
-      revision = event.revision;
-    }
-  };
+  const { refresh } = followStream(eventStore, KEYS_STREAM, (event) =>
+    apply(KeyEventSchema.parse(event.data)),
+  );
 
   /** The live record a token names, when its secret matches. */
   const find = (token: string, kind: 'tdm' | 'wk'): KeyRecord | undefined => {
@@ -182,14 +175,6 @@ export async function openKeyRegistry(options: {
     list: () => [...records.values()].map(info),
     refresh,
   };
-}
-
-async function* readFrom(eventStore: EventStore, revision: number): AsyncIterable<RecordedEvent> {
-  try {
-    yield* eventStore.readStream(KEYS_STREAM, { fromRevision: revision });
-  } catch (error) {
-    if (!(error instanceof StreamNotFoundError)) throw error;
-  }
 }
 
 function info({ digest: _digest, ...rest }: KeyRecord): KeyInfo {

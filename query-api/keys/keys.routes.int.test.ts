@@ -139,4 +139,29 @@ describe(keysRoutes.name, () => {
     expect(limited.headers['retry-after']).toBeDefined();
     expect((await call(second)).statusCode).toBe(404);
   });
+
+  it('lets analysts alone run SQL, each query audited with the key that ran it', async () => {
+    const analyst = await api.bearer('analyst');
+    const marketer = await api.bearer('marketer');
+    const query = (authorization: string) =>
+      api.app.inject({
+        method: 'POST',
+        url: '/v1/sql',
+        headers: { authorization },
+        payload: { query: 'SELECT count() AS n FROM events' },
+      });
+    const answered = await query(analyst);
+    expect(answered.statusCode, answered.body).toBe(200);
+    expect(answered.json().data).toEqual([{ n: 0 }]);
+    const refused = await query(marketer);
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json().error.message).toContain('analyst');
+    const [entry] = await api.audit.recent(1);
+    expect(entry).toMatchObject({
+      action: 'sql.query',
+      outcome: 'ok',
+      details: { query: 'SELECT count() AS n FROM events', tables: ['events'] },
+    });
+    expect(entry?.keyId).toMatch(/^key_/);
+  });
 });

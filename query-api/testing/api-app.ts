@@ -13,6 +13,7 @@ import { openResolver } from '../../identity/resolver.js';
 import { ingestSample, openSampleLog, type SampleLog } from '../../ingest/testing/sample-log.js';
 import { type AuditLog, openAuditLog } from '../../privacy/audit.js';
 import { identifierFromText } from '../../privacy/identifiers.js';
+import { packageVersion } from '../../cli/version.js';
 import { openProjector } from '../../projections/projector.js';
 import type { Role } from '../../schemas/api-keys.js';
 import { DEFAULT_IDENTITY_RULES } from '../../schemas/identity.js';
@@ -20,6 +21,7 @@ import { migrate } from '../../warehouse/migrations.js';
 import { openWarehouse, type Warehouse } from '../../warehouse/warehouse.js';
 import { buildApp } from '../app.js';
 import { type KeyRegistry, openKeyRegistry } from '../keys/key-registry.js';
+import { openSegmentStore, type SegmentStore } from '../segments/segment-store.js';
 
 export const TEST_ADMIN_KEY = 'adm_test_admin_key_0123456789';
 export const TEST_WRITE_KEY = 'wk_test_write_key_0123456789';
@@ -30,6 +32,7 @@ export interface TestApi {
   readonly warehouse: Warehouse;
   readonly keys: KeyRegistry;
   readonly audit: AuditLog;
+  readonly segments: SegmentStore;
   /** `Authorization` header of a fresh API key with `roles`. */
   bearer(...roles: Role[]): Promise<string>;
   /** Runs the resolver and the projector over what was appended since. */
@@ -72,10 +75,12 @@ export async function openTestApi(
     },
   });
   const audit = openAuditLog(sample.eventStore);
+  const segments = await openSegmentStore(sample.eventStore);
   const app = await buildApp({
     ingestor: sample.ingestor,
     writeKeys: keys.writeKeys,
     metrics: new Registry(),
+    version: packageVersion(),
     api: {
       keys,
       audit,
@@ -84,6 +89,7 @@ export async function openTestApi(
       keyStore: sample.keyStore,
       parseIdentifier: (text) =>
         identifierFromText(text, sample.hasher, { defaultCountryCode: '+1' }),
+      segments,
       requestsPerMinute: options.requestsPerMinute ?? 100_000,
     },
   });
@@ -93,6 +99,7 @@ export async function openTestApi(
     warehouse,
     keys,
     audit,
+    segments,
     async bearer(...roles) {
       const { token } = await keys.create(
         { name: `test ${roles.join(',')}`, grant: { kind: 'api', roles } },

@@ -1,0 +1,40 @@
+import { type EventReader, type RecordedEvent, StreamNotFoundError } from './event-store.js';
+
+/** A small stream folded in memory and kept current by reading only what is new. */
+export interface StreamFollower {
+  /** Applies the events appended since the last call (by any process); a missing stream is empty. */
+  refresh(): Promise<void>;
+}
+
+/**
+ * Follows `stream`: each `refresh()` hands the events after the last one
+ * seen to `apply`, in order. For registries kept in one stream (keys,
+ * segment definitions) that several processes append to.
+ */
+export function followStream(
+  reader: Pick<EventReader, 'readStream'>,
+  stream: string,
+  apply: (event: RecordedEvent) => void,
+): StreamFollower {
+  let revision = -1;
+  let running: Promise<void> | undefined;
+  const read = async () => {
+    try {
+      for await (const event of reader.readStream(stream, { fromRevision: revision + 1 })) {
+        apply(event);
+        revision = event.revision;
+      }
+    } catch (error) {
+      if (!(error instanceof StreamNotFoundError)) throw error;
+    }
+  };
+  return {
+    // One read at a time: two overlapping reads would apply the same events twice.
+    refresh: () => {
+      running ??= read().finally(() => {
+        running = undefined;
+      });
+      return running;
+    },
+  };
+}
