@@ -3,6 +3,7 @@ import { runIdentityBench } from './identity.bench.js';
 import { runIngestBench } from './ingest.bench.js';
 import { runProjectionsBench } from './projections.bench.js';
 import type { BenchOptions } from './report.js';
+import { runSegmentsBench } from './segments.bench.js';
 
 /** Every benchmark, by the name `npm run bench -- NAME` takes. Each returns its printed report. */
 export const BENCHMARKS: Readonly<
@@ -27,5 +28,10 @@ export const BENCHMARKS: Readonly<
     summary:
       'warehouse projector catch-up over a fixture log vs raw chDB inserts of the same rows; lag under 20k events/s',
     run: runProjectionsBench,
+  },
+  segments: {
+    summary:
+      'segment preview p50/p95 over ten segments (a sequence and a did-not among them) and member export rows/s, on 1M shoppers',
+    run: runSegmentsBench,
   },
 };

@@ -29,6 +29,10 @@ export interface AuthOptions {
  */
 export async function installAuth(scope: FastifyInstance, options: AuthOptions): Promise<void> {
   scope.decorateRequest('principal', undefined);
+  // The OpenAPI document says which routes take an API key.
+  scope.addHook('onRoute', (route) => {
+    route.schema = { ...route.schema, security: [{ apiKey: [] }] };
+  });
   scope.addHook('onRequest', async (request, reply) => {
     const token = bearer(request);
     const principal = token === undefined ? undefined : options.keys.authenticate(token);

@@ -155,14 +155,24 @@ const checkValue = (
  */
 export const PropertyComparison = z
   .strictObject({
-    path: z.union([text('path'), z.array(text('path key')).min(1).max(8)], {
-      error: 'path must be a property name, a dotted path or an array of up to 8 keys',
-    }),
+    path: z.union(
+      [
+        text('path').refine(
+          (path) => path.split('.').length <= 8 && !path.split('.').includes(''),
+          'path must be up to 8 non-empty keys joined by dots (a.b, not a..b)',
+        ),
+        z.array(text('path key')).min(1).max(8),
+      ],
+      {
+        error: 'path must be a property name, a dotted path or an array of up to 8 keys',
+      },
+    ),
     ...comparisonShape,
   })
   .superRefine(checkValue);
 export type PropertyComparison = z.infer<typeof PropertyComparison>;
 
+/** Where an event happened: `online` (web, app) or `offline` (a store). */
 export const Channel = enumOf('channel', ['online', 'offline']);
 
 /**
@@ -179,17 +189,23 @@ export const EventFilter = z.strictObject({
 });
 export type EventFilter = z.infer<typeof EventFilter>;
 
+/** How many matching events: `at_least` (default 1), `at_most` or `exactly` `n`. */
 export const EventCount = z.strictObject({
   op: enumOf('count.op', ['at_least', 'at_most', 'exactly']),
   n: integer('count.n', 0, 1_000_000),
 });
 export type EventCount = z.infer<typeof EventCount>;
 
+/** `{type: 'trait', trait: 'member_tier', op: '=', value: 'gold'}`: a comparison on a profile trait. */
 export const TraitCondition = z
   .strictObject({ type: z.literal('trait'), trait: text('trait', 128), ...comparisonShape })
   .superRefine(checkValue);
 export type TraitCondition = z.infer<typeof TraitCondition>;
 
+/**
+ * `{type: 'event', filter: {eventName: 'Order Completed', channel: 'offline'}, window: {lastDays: 30}}`:
+ * the profile has (by default at least one) matching event in the window.
+ */
 export const EventCondition = z.strictObject({
   type: z.literal('event'),
   filter: EventFilter,
@@ -200,6 +216,7 @@ export type EventCondition = z.infer<typeof EventCondition>;
 
 const hasCents = (value: number) => Math.abs(value * 100 - Math.round(value * 100)) < 1e-6;
 
+/** `{type: 'purchase', metric: 'revenue', op: '>=', value: 100, window: {lastDays: 90}}`: an aggregate over the profile's orders. */
 export const PurchaseCondition = z.strictObject({
   type: z.literal('purchase'),
   metric: enumOf('metric', ['orders', 'revenue', 'average_basket']),
@@ -214,6 +231,11 @@ export const PurchaseCondition = z.strictObject({
 });
 export type PurchaseCondition = z.infer<typeof PurchaseCondition>;
 
+/**
+ * `{type: 'sequence', first: {channel: 'online', eventName: 'Product Viewed'}, then: {channel:
+ * 'offline', eventName: 'Order Completed'}, withinDays: 7, sameCategory: true}`: a `then` event
+ * strictly after a `first` event, at most `withinDays` later, both in the window.
+ */
 export const SequenceCondition = z.strictObject({
   type: z.literal('sequence'),
   first: EventFilter,
@@ -225,6 +247,7 @@ export const SequenceCondition = z.strictObject({
 });
 export type SequenceCondition = z.infer<typeof SequenceCondition>;
 
+/** `{type: 'consent', purpose: 'marketing_email', granted: true}`: no statement counts as not granted. */
 export const ConsentCondition = z.strictObject({
   type: z.literal('consent'),
   purpose: Purpose,
@@ -232,6 +255,7 @@ export const ConsentCondition = z.strictObject({
 });
 export type ConsentCondition = z.infer<typeof ConsentCondition>;
 
+/** `{type: 'segment', id: 'vip-shoppers'}`: membership of another saved segment. */
 export const SegmentRefCondition = z.strictObject({
   type: z.literal('segment'),
   id: text('id', 128),

@@ -49,6 +49,7 @@ import { compileConsent, compilePurchase, compileTrait } from './compile-profile
 /** How many conditions one compiled segment may hold once references are inlined. */
 export const MAX_COMPILED_CONDITIONS = 500;
 
+/** What a compilation needs besides the tree. */
 export interface CompileOptions {
   /** The warehouse database (`Warehouse.database`). */
   readonly database: string;

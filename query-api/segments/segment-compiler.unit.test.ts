@@ -92,6 +92,11 @@ describe('SegmentDefinition', () => {
       'value must be a non-empty string for op contains',
     ],
     [
+      { type: 'event', filter: { properties: [{ path: 'a..b', op: 'exists' }] } },
+      'condition.filter.properties.0.path',
+      'path must be up to 8 non-empty keys joined by dots (a.b, not a..b)',
+    ],
+    [
       { type: 'purchase', metric: 'revenue', op: '>', value: 10.005 },
       'condition.value',
       'value must have at most 2 decimals (an amount in currency units)',
@@ -102,7 +107,13 @@ describe('SegmentDefinition', () => {
       'metric must be one of orders, revenue, average_basket',
     ],
     [
-      { type: 'sequence', first: {}, then: {}, withinDays: 0 },
+      {
+        type: 'sequence',
+        first: {},
+        // biome-ignore lint/suspicious/noThenProperty: the sequence step the schema names `then`
+        then: {},
+        withinDays: 0,
+      },
       'condition.withinDays',
       'withinDays must be at least 1',
     ],

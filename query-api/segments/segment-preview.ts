@@ -15,6 +15,7 @@ import { type CompiledSegment, type CompileOptions, compileSegment } from './seg
 /** The most profile ids a preview samples. */
 export const MAX_PREVIEW_SAMPLE = 1000;
 
+/** What `previewSql` needs besides the compiled segment. */
 export interface PreviewOptions {
   readonly database: string;
   /** The same `asOf` the segment was compiled with: the channel split then counts what the log held then. */

@@ -18,6 +18,7 @@ import type {
 
 type Json = unknown;
 
+/** An `events` row (the columns the evaluator reads; the others pass through). */
 export interface EventRow {
   event_id: string;
   occurred_at: string;
@@ -32,6 +33,7 @@ export interface EventRow {
   position: number;
   [column: string]: unknown;
 }
+/** An `orders` row. */
 export interface OrderRow {
   event_id: string;
   occurred_at: string;
@@ -42,6 +44,7 @@ export interface OrderRow {
   position: number;
   [column: string]: unknown;
 }
+/** An `identity` row. */
 export interface IdentityRow {
   identifier_hash: string;
   identifier_type: string;
@@ -49,6 +52,7 @@ export interface IdentityRow {
   seq: number;
   is_deleted: number;
 }
+/** A `profiles` row. */
 export interface ProfileRow {
   profile_id: string;
   status: string;
@@ -56,12 +60,14 @@ export interface ProfileRow {
   created_reason: string;
   seq: number;
 }
+/** A `profile_traits` row. */
 export interface TraitRow {
   profile_id: string;
   trait: string;
   value: string;
   seq: number;
 }
+/** A `consents` / `consent_history` row. */
 export interface ConsentRow {
   profile_id: string;
   purpose: string;
@@ -70,6 +76,7 @@ export interface ConsentRow {
   source: string;
   seq: number;
 }
+/** A `products` row. */
 export interface ProductRow {
   sku: string;
   category: string;
@@ -90,6 +97,7 @@ export interface SegmentDataset {
   products: ProductRow[];
 }
 
+/** The compiler's options, minus the database. */
 export interface EvaluateOptions {
   readonly now: Date;
   readonly asOf?: Date | undefined;

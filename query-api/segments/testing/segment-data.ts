@@ -11,8 +11,11 @@ import { PROJECTED_TABLES } from '../../../warehouse/tables.js';
 import { clickhouseTime, type Warehouse } from '../../../warehouse/warehouse.js';
 import type { ConsentRow, EventRow, OrderRow, SegmentDataset } from './evaluate.js';
 
+/** A day in milliseconds. */
 export const DAY = 86_400_000;
+/** The `now` every dataset is built around. */
 export const NOW = new Date('2026-03-01T12:00:00.000Z');
+/** The vocabulary rows and conditions draw from: small, so they meet often. */
 export const PROFILES = ['prf_a', 'prf_b', 'prf_c', 'prf_d', 'prf_e'] as const;
 export const HASHES = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7', 'h8'] as const;
 export const EVENT_NAMES = ['Product Viewed', 'Order Completed', 'Page Viewed'] as const;
@@ -37,6 +40,7 @@ export const emptyDataset = (): SegmentDataset => ({
   products: [],
 });
 
+/** An event as a test describes it; `addEvent` makes its rows. */
 export interface EventSpec {
   readonly at: number;
   readonly received?: number;
@@ -131,6 +135,7 @@ export const link = (data: SegmentDataset, hash: string, profile: string, delete
     seq: nextSeq(),
     is_deleted: deleted ? 1 : 0,
   });
+/** A new version of profile `id`. */
 export const profile = (data: SegmentDataset, id: string, status: 'active' | 'merged' = 'active') =>
   data.profiles.push({
     profile_id: id,
@@ -139,6 +144,7 @@ export const profile = (data: SegmentDataset, id: string, status: 'active' | 'me
     created_reason: 'first_seen',
     seq: nextSeq(),
   });
+/** A new version of a trait of profile `id`. */
 export const trait = (data: SegmentDataset, id: string, name: string, value: unknown) =>
   data.profile_traits.push({
     profile_id: id,
@@ -146,6 +152,7 @@ export const trait = (data: SegmentDataset, id: string, name: string, value: unk
     value: JSON.stringify(value),
     seq: nextSeq(),
   });
+/** A new version of catalog product `sku`. */
 export const product = (data: SegmentDataset, sku: string, category: string) =>
   data.products.push({
     sku,
