@@ -17,8 +17,9 @@ import { openLmdbKeyStore } from '../privacy/keystore.lmdb.js';
 import { loadSecret } from '../privacy/secrets.js';
 import { openLmdbSuppressionList } from '../privacy/suppression.lmdb.js';
 import { openProjector, type Projector } from '../projections/projector.js';
-import { buildApp, type ReadinessCheck } from '../query-api/app.js';
+import { buildApp } from '../query-api/app.js';
 import { openKeyRegistry } from '../query-api/keys/key-registry.js';
+import { readinessChecks } from '../query-api/readiness.js';
 import { scheduleRefreshes } from '../query-api/segments/segment-refresh.js';
 import { openSegmentStore } from '../query-api/segments/segment-store.js';
 import type { Config } from '../schemas/config.js';
@@ -209,7 +210,7 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
           },
         }
       : {}),
-    readiness: () => readiness(runtime, warehouse, projection?.projector),
+    readiness: () => readinessChecks({ eventStore, warehouse, projector: projection?.projector }),
   });
   const address = await app.listen({ host: options.host, port: options.port });
   return {
@@ -229,49 +230,6 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
       await ingest.close();
     },
   };
-}
-
-/** How far behind the log the warehouse may be before `/readyz` says not ready. */
-const READY_LAG_SECONDS = 60;
-
-/** What `/readyz` checks: the log answers, the warehouse answers, the projector keeps up. */
-async function readiness(
-  runtime: Runtime,
-  warehouse: Warehouse | undefined,
-  projector: Projector | undefined,
-): Promise<ReadinessCheck[]> {
-  const check = async (name: string, run: () => Promise<string | undefined>) => {
-    try {
-      const problem = await run();
-      return problem === undefined ? { name, ok: true } : { name, ok: false, detail: problem };
-    } catch (error) {
-      return { name, ok: false, detail: error instanceof Error ? error.message : String(error) };
-    }
-  };
-  return Promise.all([
-    check('event_store', async () => {
-      await runtime.eventStore.headPosition();
-      return undefined;
-    }),
-    ...(warehouse
-      ? [
-          check('warehouse', async () => {
-            await warehouse.client.query({ query: 'SELECT 1', format: 'JSONEachRow' });
-            return undefined;
-          }),
-        ]
-      : []),
-    ...(projector
-      ? [
-          check('projection_lag', async () => {
-            const { seconds } = await projector.lag();
-            return seconds <= READY_LAG_SECONDS
-              ? undefined
-              : `the warehouse is ${Math.round(seconds)} s behind the log (ready under ${READY_LAG_SECONDS} s)`;
-          }),
-        ]
-      : []),
-  ]);
 }
 
 /** The identity resolver, following the log in the background until stopped. */

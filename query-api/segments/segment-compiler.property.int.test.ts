@@ -88,11 +88,11 @@ describeOnTargets(compileSegment.name, targets, (target) => {
           }
         },
       ),
-      { numRuns: 100 },
+      { numRuns: 80 },
     );
     // The property says little if the trees select nobody or everybody.
     console.info('segment property outcomes', outcomes);
-    expect(outcomes.some).toBeGreaterThan(100);
+    expect(outcomes.some).toBeGreaterThan(0.15 * (outcomes.none + outcomes.some + outcomes.all));
   }, 120_000);
 
   it('previews the size, the channel split and a sample of the members in one query', async () => {
@@ -132,7 +132,7 @@ describeOnTargets(compileSegment.name, targets, (target) => {
         expect(sample.length).toBe(Math.min(3, want.length));
         for (const id of sample) expect(want).toContain(id);
       }),
-      { numRuns: 30 },
+      { numRuns: 25 },
     );
   }, 60_000);
 

@@ -21,6 +21,7 @@ import { migrate } from '../../warehouse/migrations.js';
 import { openWarehouse, type Warehouse } from '../../warehouse/warehouse.js';
 import { buildApp } from '../app.js';
 import { type KeyRegistry, openKeyRegistry } from '../keys/key-registry.js';
+import { readinessChecks } from '../readiness.js';
 import { openSegmentStore, type SegmentStore } from '../segments/segment-store.js';
 
 export const TEST_ADMIN_KEY = 'adm_test_admin_key_0123456789';
@@ -81,6 +82,7 @@ export async function openTestApi(
     writeKeys: keys.writeKeys,
     metrics: new Registry(),
     version: packageVersion(),
+    readiness: () => readinessChecks({ eventStore: sample.eventStore, warehouse }),
     api: {
       keys,
       audit,
