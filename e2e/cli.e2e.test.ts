@@ -111,6 +111,43 @@ describe('tandem CLI', () => {
     expect(stdout).not.toContain('e2e-device');
   });
 
+  it('makes, uses and revokes API keys from the command line while the server runs', async () => {
+    const platform = await startPlatform();
+    const running = platform.lines.find((line) =>
+      String(line.msg).startsWith('Tandem is running'),
+    ) as { address: string; localAdminKey: string };
+    expect(running.localAdminKey).toMatch(/^adm_/);
+    const created = await tandem('keys', 'create', '--role', 'analyst', '--name', 'BI team');
+    const token = /token \(shown once, keep it secret\): (\S+)/.exec(created.stdout)?.[1] as string;
+    const keyId = /^(key_[0-9a-z]{12})/.exec(created.stdout)?.[1] as string;
+    expect(token).toMatch(/^tdm_key_/);
+    const sql = () =>
+      fetch(`${running.address}/v1/sql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ query: 'SELECT count() AS n FROM events' }),
+      });
+    const until = async (status: number) => {
+      for (let tries = 0; tries < 50; tries++) {
+        const response = await sql();
+        if (response.status === status) return response;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      throw new Error(`the server never answered ${status}`);
+    };
+    const answered = (await (await until(200)).json()) as { data: unknown[] };
+    expect(answered.data).toHaveLength(1);
+    await tandem('keys', 'revoke', keyId);
+    await until(401);
+    const { stdout } = await tandem('keys', 'list', '--json');
+    expect(JSON.parse(stdout)).toEqual([
+      expect.objectContaining({ keyId, name: 'BI team', revokedBy: 'cli' }),
+    ]);
+    expect(stdout).not.toContain(token.slice(-43));
+    platform.child.kill('SIGTERM');
+    expect(await platform.exited).toBe(0);
+  });
+
   it('resolves identity while it runs: identity show explains a profile, unlink splits it, replay --identity rebuilds the same graph', async () => {
     const platform = await startPlatform();
     const running = platform.lines.find((line) =>
