@@ -4,11 +4,14 @@
  * the configured log, several requests in flight.
  */
 import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { openIngest } from '../cli/platform.js';
-import type { Runtime } from '../cli/runtime.js';
-import { DATASET_FILES } from '../fixtures/generate.js';
+import { openRuntime, type Runtime } from '../cli/runtime.js';
+import { DATASET_FILES, generateDataset } from '../fixtures/generate.js';
+import { openResolver } from '../identity/resolver.js';
 import { PosReceipt } from '../schemas/pos.js';
 import { SegmentBatch } from '../schemas/segment.js';
 
@@ -81,4 +84,48 @@ export async function timed<T>(run: () => Promise<T>): Promise<{ value: T; secon
   const started = performance.now();
   const value = await run();
   return { value, seconds: (performance.now() - started) / 1000 };
+}
+
+/** What `withResolvedFixtures` did before handing over: events ingested, and how long ingest and identity took. */
+export interface FixtureLog {
+  readonly ingested: number;
+  readonly seconds: number;
+}
+
+/**
+ * A fixture chain of `shoppers` (seed `seed`) generated into a temp
+ * directory, sent through ingest into an embedded log, resolved into
+ * profiles; `run` gets the runtime; everything is removed afterwards.
+ */
+export async function withResolvedFixtures<T>(
+  name: string,
+  dataset: { readonly shoppers: number; readonly seed: number },
+  run: (runtime: Runtime, log: FixtureLog) => Promise<T>,
+): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), `tandem-bench-${name}-`));
+  try {
+    const fixtures = join(dir, 'fixtures');
+    await generateDataset(dataset, fixtures);
+    const runtime = await openRuntime({
+      ...process.env,
+      TANDEM_DATA_DIR: join(dir, 'data'),
+      TANDEM_EVENTSTORE_URL: '',
+      TANDEM_CLICKHOUSE_URL: '',
+      TANDEM_LOG_LEVEL: process.env.TANDEM_LOG_LEVEL ?? 'warn',
+    });
+    try {
+      const setup = await timed(async () => {
+        const ingested = await ingestFixtures(runtime, fixtures);
+        await (
+          await openResolver({ eventStore: runtime.eventStore, rules: runtime.identityRules })
+        ).catchUp();
+        return ingested.calls + ingested.receipts;
+      });
+      return await run(runtime, { ingested: setup.value, seconds: setup.seconds });
+    } finally {
+      await runtime.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

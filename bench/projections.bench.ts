@@ -13,20 +13,15 @@
  *    (age of the oldest event not yet written) is sampled every 100 ms.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openConfiguredWarehouse } from '../cli/platform.js';
-import { openRuntime, type Runtime } from '../cli/runtime.js';
+import type { Runtime } from '../cli/runtime.js';
 import type { EventData, RecordedEvent } from '../eventstore/event-store.js';
-import { generateDataset } from '../fixtures/generate.js';
-import { openResolver } from '../identity/resolver.js';
 import { openProjector } from '../projections/projector.js';
 import { projectEvent, type Row } from '../projections/rows.js';
 import { migrate } from '../warehouse/migrations.js';
 import { openWarehouse, type Warehouse } from '../warehouse/warehouse.js';
-import { ingestFixtures, timed } from './fixture-log.js';
+import { timed, withResolvedFixtures } from './fixture-log.js';
 import { type BenchOptions, formatBenchReport, formatRate, median } from './report.js';
 
 const SHOPPERS = 20_000;
@@ -42,35 +37,14 @@ const THROUGHPUT = 'log → ClickHouse (projector catch-up)';
 
 export async function runProjectionsBench({ scale = 1 }: BenchOptions = {}): Promise<string> {
   const shoppers = Math.max(200, Math.round(SHOPPERS * scale));
-  const dir = await mkdtemp(join(tmpdir(), 'tandem-bench-projections-'));
-  try {
-    const fixtures = join(dir, 'fixtures');
-    await generateDataset({ shoppers, seed: SEED }, fixtures);
-    const runtime = await openRuntime({
-      ...process.env,
-      TANDEM_DATA_DIR: join(dir, 'data'),
-      TANDEM_EVENTSTORE_URL: '',
-      TANDEM_CLICKHOUSE_URL: '',
-      TANDEM_LOG_LEVEL: process.env.TANDEM_LOG_LEVEL ?? 'warn',
-    });
+  return withResolvedFixtures('projections', { shoppers, seed: SEED }, async (runtime, log) => {
+    const warehouse = await openConfiguredWarehouse(runtime);
     try {
-      const ingested = await ingestFixtures(runtime, fixtures);
-      await (
-        await openResolver({ eventStore: runtime.eventStore, rules: runtime.identityRules })
-      ).catchUp();
-      const warehouse = await openConfiguredWarehouse(runtime);
-      try {
-        const run = await measure(runtime, warehouse);
-        return formatReport(shoppers, ingested.calls + ingested.receipts, run);
-      } finally {
-        await warehouse.close();
-      }
+      return formatReport(shoppers, log.ingested, await measure(runtime, warehouse));
     } finally {
-      await runtime.close();
+      await warehouse.close();
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 interface Run {

@@ -1,27 +1,6 @@
-/**
- * `npm run bench -- segments`: segment previews and member exports over a
- * fully projected fixture chain (1M shoppers at scale 1, ~20M events).
- *
- * 1. Preview latency: ten realistic segments — recency, frequency,
- *    monetary, a sequence (viewed online, then bought the same category in
- *    a store within 7 days), a did-not, consent, traits, nesting — each
- *    compiled and previewed as `POST /v1/segments/preview` does, several
- *    times after a warm-up; p50 and p95 over all runs. Raw: a full scan that
- *    groups every event by identifier, the floor a segment over events pays.
- * 2. Export throughput: the consenting members of a large segment streamed
- *    as CSV, as `GET /v1/segments/{id}/members` does. Raw: every profile id
- *    streamed as CSV straight out of ClickHouse.
- * Windows end at the newest event of the fixtures, so "the last 30 days" is
- * the fixtures' last 30 days.
- */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { openConfiguredWarehouse, openIngest } from '../cli/platform.js';
-import { openRuntime, type Runtime } from '../cli/runtime.js';
-import { generateDataset } from '../fixtures/generate.js';
-import { openResolver } from '../identity/resolver.js';
+import type { Runtime } from '../cli/runtime.js';
 import { openProjector } from '../projections/projector.js';
 import type { CompiledSegment } from '../query-api/segments/segment-compiler.js';
 import { compileSegment } from '../query-api/segments/segment-compiler.js';
@@ -30,7 +9,7 @@ import { previewSegment } from '../query-api/segments/segment-preview.js';
 import type { SegmentCondition } from '../schemas/segment-definition.js';
 import { selectRows } from '../warehouse/select.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
-import { ingestFixtures, timed } from './fixture-log.js';
+import { timed, withResolvedFixtures } from './fixture-log.js';
 import { type BenchOptions, formatBenchReport, formatRate, median } from './report.js';
 
 const SHOPPERS = 1_000_000;
@@ -45,50 +24,26 @@ const EXPORT = 'export of consenting members (CSV)';
 
 export async function runSegmentsBench({ scale = 1 }: BenchOptions = {}): Promise<string> {
   const shoppers = Math.max(500, Math.round(SHOPPERS * scale));
-  const dir = await mkdtemp(join(tmpdir(), 'tandem-bench-segments-'));
-  try {
-    const fixtures = join(dir, 'fixtures');
-    await generateDataset({ shoppers, seed: SEED }, fixtures);
-    const runtime = await openRuntime({
-      ...process.env,
-      TANDEM_DATA_DIR: join(dir, 'data'),
-      TANDEM_EVENTSTORE_URL: '',
-      TANDEM_CLICKHOUSE_URL: '',
-      TANDEM_LOG_LEVEL: process.env.TANDEM_LOG_LEVEL ?? 'warn',
-    });
+  return withResolvedFixtures('segments', { shoppers, seed: SEED }, async (runtime, log) => {
+    const warehouse = await openConfiguredWarehouse(runtime);
     try {
-      const setup = await timed(async () => {
-        const ingested = await ingestFixtures(runtime, fixtures);
-        await (
-          await openResolver({ eventStore: runtime.eventStore, rules: runtime.identityRules })
-        ).catchUp();
-        return ingested;
-      });
-      const warehouse = await openConfiguredWarehouse(runtime);
-      try {
-        const projection = await timed(async () =>
-          (
-            await openProjector({
-              eventStore: runtime.eventStore,
-              warehouse,
-              priority: runtime.identityRules.priority,
-            })
-          ).catchUp(),
-        );
-        const report = await measure(runtime, warehouse);
-        return [
-          report,
-          `set-up (untimed above): ${formatRate(shoppers)} shoppers, ${formatRate(setup.value.calls + setup.value.receipts)} events ingested and resolved in ${setup.seconds.toFixed(0)} s, ${formatRate(projection.value.events)} log events projected in ${projection.seconds.toFixed(0)} s`,
-        ].join('\n');
-      } finally {
-        await warehouse.close();
-      }
+      const projection = await timed(async () =>
+        (
+          await openProjector({
+            eventStore: runtime.eventStore,
+            warehouse,
+            priority: runtime.identityRules.priority,
+          })
+        ).catchUp(),
+      );
+      return [
+        await measure(runtime, warehouse),
+        `set-up (untimed above): ${formatRate(shoppers)} shoppers, ${formatRate(log.ingested)} events ingested and resolved in ${log.seconds.toFixed(0)} s, ${formatRate(projection.value.events)} log events projected in ${projection.seconds.toFixed(0)} s`,
+      ].join('\n');
     } finally {
-      await runtime.close();
+      await warehouse.close();
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** Ten segments a marketer would build, over the fixtures' own stores and categories. */

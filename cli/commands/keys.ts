@@ -1,8 +1,9 @@
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { openAuditLog } from '../../privacy/audit.js';
 import { type KeyInfo, openKeyRegistry } from '../../query-api/keys/key-registry.js';
 import { KeyGrant, ROLES, type Role } from '../../schemas/api-keys.js';
 import { ErrorCodes, TandemError } from '../../schemas/errors.js';
+import { commaList } from '../options.js';
 import { withRuntime } from '../runtime.js';
 
 /** Who made a change from the command line, in the key stream and the audit trail. */
@@ -19,7 +20,11 @@ export function registerKeysCommands(program: Command): void {
   keys
     .command('create')
     .description('make an API key with a role, or a write key for a source; prints the token once')
-    .option('--role <roles>', `API key roles, comma-separated: ${ROLES.join(', ')}`, roles)
+    .option(
+      '--role <roles>',
+      `API key roles, comma-separated: ${ROLES.join(', ')}`,
+      commaList('--role', ROLES),
+    )
     .option('--source <id>', 'make a write key for this source instead (e.g. web-shop)')
     .requiredOption('--name <name>', 'what the key is for, e.g. "BI team"')
     .action((options: { role?: Role[]; source?: string; name: string }) =>
@@ -91,14 +96,4 @@ function describe(key: KeyInfo): string {
       : `source ${key.grant.sourceId}`;
   const state = key.revokedAt ? `revoked ${key.revokedAt} by ${key.revokedBy}` : 'active';
   return `${key.keyId}  ${key.name}  ${grant}  created ${key.createdAt} by ${key.createdBy}  ${state}`;
-}
-
-function roles(text: string): Role[] {
-  const names = text.split(',').map((name) => name.trim());
-  const unknown = names.filter((name) => !(ROLES as readonly string[]).includes(name));
-  if (unknown.length > 0 || names.length === 0)
-    throw new InvalidArgumentError(
-      `--role takes ${ROLES.join(', ')} (comma-separated), got "${text}"`,
-    );
-  return names as Role[];
 }

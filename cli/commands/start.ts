@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { type Command, InvalidArgumentError } from 'commander';
 import { formatPosition } from '../../eventstore/event-store.js';
+import { commaList } from '../options.js';
 import { PARTS, type Part, startPlatform } from '../platform.js';
 import { openRuntime } from '../runtime.js';
 import { packageVersion } from '../version.js';
@@ -40,7 +41,7 @@ export function registerServeCommands(program: Command): void {
       .option(
         '--parts <list>',
         `the parts this process runs, comma-separated: ${PARTS.join(', ')} (default: all)`,
-        parts,
+        commaList('--parts', PARTS),
       )
       .action((options: ServeOptions) => runPlatform(options));
   }
@@ -112,16 +113,6 @@ function port(text: string): number {
   if (!Number.isInteger(value) || value < 0 || value > 65_535)
     throw new InvalidArgumentError(`--port must be 0..65535, got "${text}"`);
   return value;
-}
-
-function parts(text: string): Part[] {
-  const names = text.split(',').map((name) => name.trim());
-  const unknown = names.filter((name) => !(PARTS as readonly string[]).includes(name));
-  if (unknown.length > 0 || names.length === 0)
-    throw new InvalidArgumentError(
-      `--parts takes ${PARTS.join(', ')} (comma-separated), got "${text}"`,
-    );
-  return names as Part[];
 }
 
 function systemEvent(type: string) {

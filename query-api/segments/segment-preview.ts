@@ -8,6 +8,7 @@
  * ClickHouse builds the `IN` sets of identical subqueries once per query.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import type { SegmentCondition } from '../../schemas/segment-definition.js';
 import { clickhouseTime } from '../../warehouse/warehouse.js';
 import { assertDatabaseName } from './compile-context.js';
 import { type CompiledSegment, type CompileOptions, compileSegment } from './segment-compiler.js';
@@ -78,7 +79,7 @@ LEFT JOIN (
 /** Compiles `condition`, runs its preview, and says how long the query took. */
 export async function previewSegment(
   client: ClickHouseClient,
-  condition: Parameters<typeof compileSegment>[0],
+  condition: SegmentCondition,
   options: CompileOptions & Pick<PreviewOptions, 'sampleSize' | 'seed'>,
 ): Promise<SegmentPreview & { readonly tookMs: number }> {
   const started = performance.now();
