@@ -316,6 +316,9 @@ const ConditionNode: z.ZodType<SegmentCondition> = z.discriminatedUnion(
   { error: `type must be one of ${CONDITION_TYPES.join(', ')}` },
 );
 
+// Named, so the OpenAPI document holds the recursive condition once, under this name.
+z.globalRegistry.add(ConditionNode, { id: 'SegmentCondition' });
+
 /**
  * The path of the first condition nested deeper than `max` levels, or
  * undefined. Walks any JSON iteratively, so it is safe on unparsed input.

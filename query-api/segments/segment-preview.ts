@@ -4,8 +4,11 @@
  * a random sample of member ids.
  *
  * The member query appears twice — once as the members, once to narrow the
- * events scanned for the channel split to the members' identifiers — and
- * ClickHouse builds the `IN` sets of identical subqueries once per query.
+ * events scanned for the channel split to the members' identifiers (which
+ * lets the `identifier_hash` bloom filter skip granules for small segments).
+ * The split reads every event of the members, not a window, so it costs a
+ * scan of `events.identifier_hash` that the member query alone, filtered by
+ * time first, does not.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { SegmentCondition } from '../../schemas/segment-definition.js';
