@@ -257,8 +257,9 @@ async function followIdentity(
 export async function openConfiguredWarehouse(runtime: Runtime): Promise<Warehouse> {
   const { target, database, cluster } = runtime.config.warehouse;
   if (target.kind === 'chdb') await mkdir(target.path, { recursive: true });
-  const warehouse = await openWarehouse({ target, database, cluster });
+  let warehouse: Warehouse | undefined;
   try {
+    warehouse = await openWarehouse({ target, database, cluster });
     const { applied, current } = await migrate(warehouse);
     runtime.logger.info(
       { warehouse: warehouse.kind, database, applied, schemaVersion: current },
@@ -266,11 +267,16 @@ export async function openConfiguredWarehouse(runtime: Runtime): Promise<Warehou
     );
     return warehouse;
   } catch (error) {
-    await warehouse.close();
-    if (target.kind === 'chdb' && /Cannot lock file/.test(String(error)))
+    await warehouse?.close();
+    // chDB refuses a second process on the same path: when the connection is made
+    // ("Failed to create connection"), or at the first query ("Cannot lock file").
+    if (
+      target.kind === 'chdb' &&
+      /Cannot lock file|Failed to create connection for path/.test(String(error))
+    )
       throw new TandemError(
         ErrorCodes.WAREHOUSE_IN_USE,
-        `the embedded ClickHouse at ${target.path} is in use by another Tandem process (chDB runs in one process at a time): stop that one, or run this one without the projector, e.g. --parts ingest`,
+        `the embedded ClickHouse at ${target.path} is in use by another Tandem process (chDB runs in one process at a time): stop that one, or run this one without the projector and API, e.g. --parts ingest`,
         { path: target.path },
       );
     throw error;

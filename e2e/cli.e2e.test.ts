@@ -148,6 +148,19 @@ describe('tandem CLI', () => {
     expect(await platform.exited).toBe(0);
   });
 
+  it('refuses a second process on the same embedded warehouse, saying which parts can run beside it', async () => {
+    const platform = await startPlatform();
+    const second = await tandem('start').then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain('in use by another Tandem process');
+    expect(second.stderr).toContain('--parts ingest');
+    platform.child.kill('SIGTERM');
+    expect(await platform.exited).toBe(0);
+  });
+
   it('resolves identity while it runs: identity show explains a profile, unlink splits it, replay --identity rebuilds the same graph', async () => {
     const platform = await startPlatform();
     const running = platform.lines.find((line) =>
