@@ -1,4 +1,5 @@
-import { type EventReader, type RecordedEvent, StreamNotFoundError } from './event-store.js';
+import type { EventReader, RecordedEvent } from './event-store.js';
+import { readStreamIfExists } from './read-stream.js';
 
 /** A small stream folded in memory and kept current by reading only what is new. */
 export interface StreamFollower {
@@ -19,13 +20,9 @@ export function followStream(
   let revision = -1;
   let running: Promise<void> | undefined;
   const read = async () => {
-    try {
-      for await (const event of reader.readStream(stream, { fromRevision: revision + 1 })) {
-        apply(event);
-        revision = event.revision;
-      }
-    } catch (error) {
-      if (!(error instanceof StreamNotFoundError)) throw error;
+    for await (const event of readStreamIfExists(reader, stream, { fromRevision: revision + 1 })) {
+      apply(event);
+      revision = event.revision;
     }
   };
   return {

@@ -2,11 +2,8 @@
  * Explanations: a profile's history read back from its stream (and the
  * streams of the profiles it absorbed), and each decision in words.
  */
-import {
-  type EventReader,
-  type RecordedEvent,
-  StreamNotFoundError,
-} from '../eventstore/event-store.js';
+import type { EventReader, RecordedEvent } from '../eventstore/event-store.js';
+import { readStreamIfExists } from '../eventstore/read-stream.js';
 import type { Identifier } from '../schemas/identifier.js';
 import {
   IdentityEventTypes as E,
@@ -49,16 +46,12 @@ async function readDecisions(
   profileId: string,
 ): Promise<StoredDecision[]> {
   const out: StoredDecision[] = [];
-  try {
-    for await (const event of reader.readStream(profileStream(profileId)))
-      out.push({
-        event: IdentityEventSchema.parse(event.data),
-        eventId: event.id,
-        position: event.position,
-      });
-  } catch (error) {
-    if (!(error instanceof StreamNotFoundError)) throw error;
-  }
+  for await (const event of readStreamIfExists(reader, profileStream(profileId)))
+    out.push({
+      event: IdentityEventSchema.parse(event.data),
+      eventId: event.id,
+      position: event.position,
+    });
   return out;
 }
 

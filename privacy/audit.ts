@@ -5,11 +5,8 @@
  * never the person acted on in plaintext.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  type EventStore,
-  type JsonObject,
-  StreamNotFoundError,
-} from '../eventstore/event-store.js';
+import type { EventStore, JsonObject } from '../eventstore/event-store.js';
+import { readStreamIfExists } from '../eventstore/read-stream.js';
 
 export const AUDIT_STREAM = 'tandem-audit';
 export const AUDIT_EVENT_TYPE = 'audit.recorded';
@@ -49,15 +46,11 @@ export function openAuditLog(eventStore: EventStore): AuditLog {
     },
     async recent(limit) {
       const entries: RecordedAuditEntry[] = [];
-      try {
-        for await (const event of eventStore.readStream(AUDIT_STREAM, {
-          direction: 'backwards',
-          maxCount: limit,
-        }))
-          entries.push(event.data as unknown as RecordedAuditEntry);
-      } catch (error) {
-        if (!(error instanceof StreamNotFoundError)) throw error;
-      }
+      for await (const event of readStreamIfExists(eventStore, AUDIT_STREAM, {
+        direction: 'backwards',
+        maxCount: limit,
+      }))
+        entries.push(event.data as unknown as RecordedAuditEntry);
       return entries;
     },
   };

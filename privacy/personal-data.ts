@@ -4,11 +4,8 @@
  * allowed to see people's data reach this, and an erased subject yields
  * nothing: its key is gone.
  */
-import {
-  type EventReader,
-  type RecordedEvent,
-  StreamNotFoundError,
-} from '../eventstore/event-store.js';
+import type { EventReader } from '../eventstore/event-store.js';
+import { readStreamIfExists } from '../eventstore/read-stream.js';
 import type { Envelope } from '../schemas/envelope.js';
 import type { Identifier } from '../schemas/identifier.js';
 import type { KeyStore } from './keystore.js';
@@ -31,7 +28,11 @@ export async function latestPersonalData(
   maxEvents = 50,
 ): Promise<Record<string, unknown>> {
   const fields: Record<string, unknown> = {};
-  for (const event of await newest(reader, subjectStream(identifier), maxEvents)) {
+  const newest = readStreamIfExists(reader, subjectStream(identifier), {
+    direction: 'backwards',
+    maxCount: maxEvents,
+  });
+  for await (const event of newest) {
     const { pii, id } = event.data as unknown as Envelope;
     if (!pii) continue;
     const key = await keyStore.find(pii.keyId);
@@ -41,19 +42,4 @@ export async function latestPersonalData(
       if (!(field in fields)) fields[field] = value;
   }
   return fields;
-}
-
-async function newest(
-  reader: Pick<EventReader, 'readStream'>,
-  stream: string,
-  maxCount: number,
-): Promise<RecordedEvent[]> {
-  const events: RecordedEvent[] = [];
-  try {
-    for await (const event of reader.readStream(stream, { direction: 'backwards', maxCount }))
-      events.push(event);
-  } catch (error) {
-    if (!(error instanceof StreamNotFoundError)) throw error;
-  }
-  return events;
 }
