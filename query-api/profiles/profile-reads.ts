@@ -55,15 +55,24 @@ export async function profileIdentifiers(
   return rows.map((row) => ({ type: row.identifier_type, hash: row.identifier_hash }));
 }
 
-/** The profile, or NOT_FOUND. A merged profile answers with `mergedInto` and no data of its own. */
-export async function readProfile(deps: ProfileDeps, profileId: string): Promise<Profile> {
-  const { warehouse } = deps;
+/** The profile's status (and survivor, once merged), or NOT_FOUND. */
+export async function profileState(
+  deps: Pick<ProfileDeps, 'warehouse'>,
+  profileId: string,
+): Promise<{ status: string; merged_into: string }> {
   const [row] = await selectRows<{ status: string; merged_into: string }>(
-    warehouse.client,
-    `SELECT status, merged_into FROM ${warehouse.table('profiles')} WHERE profile_id = {id:String}`,
+    deps.warehouse.client,
+    `SELECT status, merged_into FROM ${deps.warehouse.table('profiles')} WHERE profile_id = {id:String}`,
     { id: profileId },
   );
   if (!row) throw new TandemError(ErrorCodes.NOT_FOUND, `no profile ${profileId}`, { profileId });
+  return row;
+}
+
+/** The profile, or NOT_FOUND. A merged profile answers with `mergedInto` and no data of its own. */
+export async function readProfile(deps: ProfileDeps, profileId: string): Promise<Profile> {
+  const { warehouse } = deps;
+  const row = await profileState(deps, profileId);
   const identifiers = await profileIdentifiers(deps, profileId);
   const identifierCounts: Record<string, number> = {};
   for (const { type } of identifiers) identifierCounts[type] = (identifierCounts[type] ?? 0) + 1;

@@ -15,6 +15,7 @@ import { assertRole, principalOf, requireRole } from '../auth.js';
 import {
   findProfileId,
   type ProfileDeps,
+  profileState,
   readIdentityExplanation,
   readPersonalData,
   readProfile,
@@ -164,7 +165,7 @@ export const profilesRoutes: FastifyPluginAsync<ProfilesRoutesOptions> = async (
     },
     async (request) => {
       const { profileId } = request.params;
-      await readProfile(options, profileId);
+      await profileState(options, profileId);
       const page = await readTimeline(options, profileId, request.query);
       return { profileId, ...page };
     },
