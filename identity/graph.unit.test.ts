@@ -82,6 +82,19 @@ describe('IdentityGraph: linking', () => {
     expect(profile?.seen.online && profile.seen.offline).toBeTruthy();
   });
 
+  it('a member who linked the card in the app: the store profile of the card joins the account at the next login', () => {
+    const store = fact('member_id:ivy', 'payment_token:card-ivy', { storeId: 'store-1' });
+    const online = fact('anonymous_id:ivy-app', 'user_id:ivy', 'email:ivy');
+    const login = fact('anonymous_id:ivy-app', 'user_id:ivy', 'email:ivy', 'member_id:ivy');
+    const { graph, events } = resolveAll([store, online, login]);
+    expect(together(graph, 'payment_token:card-ivy', 'anonymous_id:ivy-app')).toBe(true);
+    expect(profileWith(graph, 'user_id:ivy')?.id).toBe(graph.profileOf(id('member_id:ivy').hash));
+    expect(events.find((event) => event.type === 'identity.profiles_merged')).toMatchObject({
+      evidence: { eventId: login.eventId },
+      bridge: [id('member_id:ivy'), id('user_id:ivy')],
+    });
+  });
+
   it("a cashier's typo in the phone joins the profile of the member card on the same receipt", () => {
     const { graph } = resolveAll([
       fact('member_id:eve', 'phone:eve', { storeId: 'store-1' }),

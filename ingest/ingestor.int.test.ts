@@ -155,6 +155,32 @@ describe(createIngestor.name, () => {
     expect(await keyStore.find(envelope.pii?.keyId as string)).toBeUndefined();
   });
 
+  it('takes a member card linked in the app from identify traits as a member_id, sealed', async () => {
+    const ivy = aShopper('app-ivy')
+      .withAccount()
+      .withMemberCard('M-app-ivy', { inApp: true })
+      .withDevice('app', 'app')
+      .build();
+    await ingestor.tracking(
+      SegmentBatch.parse(aBatch([ivy.on('app').logsIn('2026-03-02T09:00:00Z')])),
+      Date.now(),
+      web,
+    );
+    const stream = `anonymous_id-${hasher.hash('anonymous_id', ivy.devices.app?.anonymousId as string).hash}`;
+    const [event] = await collect(eventStore.readStream(stream));
+    const envelope = Envelope.parse(event?.data);
+    expect(envelope.identifiers).toContainEqual(hasher.hash('member_id', 'M-app-ivy'));
+    expect(JSON.stringify(envelope)).not.toContain('M-app-ivy');
+    const key = await keyStore.find(envelope.pii?.keyId as string);
+    expect(
+      unseal(
+        envelope.pii as NonNullable<Envelope['pii']>,
+        key as NonNullable<typeof key>,
+        envelope.id,
+      ),
+    ).toMatchObject({ 'traits.memberId': 'M-app-ivy' });
+  });
+
   it('drops and counts the facts of suppressed identifiers', async () => {
     const dora = aShopper('gone-dora').withMemberCard().build();
     await suppression.add([hasher.hash('member_id', dora.memberId as string)]);

@@ -7,6 +7,8 @@ const PERSONAL_KEYS = new Set([
   'email',
   'phone',
   'mobile',
+  'memberid',
+  'member_id',
   'name',
   'firstname',
   'lastname',

@@ -49,6 +49,8 @@ export function normaliseCall(call: SegmentCall, context: CallContext): PendingF
   const identifyingTraits: Record<string, unknown> = { ...callTraits, ...contextTraits };
   add('email', identifyingTraits.email);
   add('phone', identifyingTraits.phone);
+  // A loyalty card linked to the account in the app: the bridge from online to the till.
+  add('member_id', identifyingTraits.memberId ?? identifyingTraits.member_id);
 
   const personal: Record<string, unknown> = Object.assign(
     {},

@@ -141,6 +141,10 @@ describe(segmentsRoutes.name, () => {
       },
     });
     expect(showroomers.statusCode, showroomers.body).toBe(200);
+    // The sample's members link their card in the app, so some profiles browse online and buy in store.
+    const { size, both } = showroomers.json();
+    expect(size).toBeGreaterThan(0);
+    expect(both).toBe(size);
     const unknown = await post('/v1/segments', {
       name: 'x',
       condition: { type: 'segment', id: 'seg_000000000000' },
