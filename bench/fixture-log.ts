@@ -1,7 +1,7 @@
 /**
- * A fixture chain's log for benchmarks: the generator's clickstream and
- * receipts sent through the real ingest pipeline (in process, no HTTP) into
- * the configured log, several requests in flight.
+ * A fixture chain's log for benchmarks: the generator's catalog and stores,
+ * then its clickstream and receipts, sent through the real ingest pipeline
+ * (in process, no HTTP) into the configured log, several requests in flight.
  */
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,19 +12,38 @@ import { openIngest } from '../cli/platform.js';
 import { openRuntime, type Runtime } from '../cli/runtime.js';
 import { DATASET_FILES, generateDataset } from '../fixtures/generate.js';
 import { openResolver } from '../identity/resolver.js';
+import type { CatalogEntries } from '../ingest/ingestor.js';
+import { Product, Store } from '../schemas/catalog.js';
 import { PosReceipt } from '../schemas/pos.js';
 import { SegmentBatch } from '../schemas/segment.js';
 
 export const IN_FLIGHT = 16;
 const RECEIPTS_PER_CALL = 500;
+/** As many entries as `/v1/catalog/…` takes in one request. */
+const CATALOG_PER_CALL = 1000;
 
-/** The fixture files through the ingestor, as the HTTP routes would call it, several requests in flight. */
+/**
+ * The fixture files through the ingestor, as the HTTP routes would call it:
+ * the catalog and stores first, then the clickstream and receipts with
+ * several requests in flight (their rate leaves the catalog out).
+ */
 export async function ingestFixtures(runtime: Runtime, fixtures: string) {
   const ingest = await openIngest(runtime);
-  const started = performance.now();
+  let catalog = 0;
   let calls = 0;
   let receipts = 0;
+  let started = performance.now();
   try {
+    const upsert = async (entries: CatalogEntries) => {
+      catalog += (await ingest.ingestor.catalog(entries, Date.now(), 'bench-catalog')).accepted;
+    };
+    const file = (name: keyof typeof DATASET_FILES) =>
+      chunks(lines(join(fixtures, DATASET_FILES[name])), CATALOG_PER_CALL);
+    for await (const batch of file('catalog'))
+      await upsert({ products: batch.map((line) => Product.parse(JSON.parse(line))) });
+    for await (const batch of file('stores'))
+      await upsert({ stores: batch.map((line) => Store.parse(JSON.parse(line))) });
+    started = performance.now();
     await pump(lines(join(fixtures, DATASET_FILES.clickstream)), async (line) => {
       const body = SegmentBatch.parse(JSON.parse(line));
       // One source per request, as the route decides it from the first call.
@@ -47,7 +66,12 @@ export async function ingestFixtures(runtime: Runtime, fixtures: string) {
   } finally {
     await ingest.close();
   }
-  return { calls, receipts, rate: (calls + receipts) / ((performance.now() - started) / 1000) };
+  return {
+    catalog,
+    calls,
+    receipts,
+    rate: (calls + receipts) / ((performance.now() - started) / 1000),
+  };
 }
 
 /** The lines of a text file, one at a time. */
@@ -100,7 +124,9 @@ export interface FixtureLog {
 export async function withResolvedFixtures<T>(
   name: string,
   dataset: { readonly shoppers: number; readonly seed: number },
-  run: (runtime: Runtime, log: FixtureLog) => Promise<T>,
+  run: (runtime: Runtime, log: FixtureLog, fixtures: string) => Promise<T>,
+  /** Configuration for the run on top of the environment (e.g. a higher API rate limit). */
+  env: Record<string, string> = {},
 ): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), `tandem-bench-${name}-`));
   try {
@@ -112,6 +138,7 @@ export async function withResolvedFixtures<T>(
       TANDEM_EVENTSTORE_URL: '',
       TANDEM_CLICKHOUSE_URL: '',
       TANDEM_LOG_LEVEL: process.env.TANDEM_LOG_LEVEL ?? 'warn',
+      ...env,
     });
     try {
       const setup = await timed(async () => {
@@ -121,7 +148,7 @@ export async function withResolvedFixtures<T>(
         ).catchUp();
         return ingested.calls + ingested.receipts;
       });
-      return await run(runtime, { ingested: setup.value, seconds: setup.seconds });
+      return await run(runtime, { ingested: setup.value, seconds: setup.seconds }, fixtures);
     } finally {
       await runtime.close();
     }

@@ -2,6 +2,7 @@ import { runEventStoreBench } from './eventstore.bench.js';
 import { runIdentityBench } from './identity.bench.js';
 import { runIngestBench } from './ingest.bench.js';
 import { runProjectionsBench } from './projections.bench.js';
+import { runRecommendationsBench } from './recommendations.bench.js';
 import type { BenchOptions } from './report.js';
 import { runSegmentsBench } from './segments.bench.js';
 
@@ -33,5 +34,10 @@ export const BENCHMARKS: Readonly<
     summary:
       'segment preview p50/p95 over ten segments (a sequence and a did-not among them) and member export rows/s, on 1M shoppers',
     run: runSegmentsBench,
+  },
+  recommendations: {
+    summary:
+      'recall@10 and NDCG@10 of the model vs popularity on held-out purchases of 100k shoppers; p50/p95 of the endpoint',
+    run: runRecommendationsBench,
   },
 };

@@ -10,7 +10,7 @@ import type { SegmentCondition } from '../schemas/segment-definition.js';
 import { selectRows } from '../warehouse/select.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import { timed, withResolvedFixtures } from './fixture-log.js';
-import { type BenchOptions, formatBenchReport, formatRate, median } from './report.js';
+import { type BenchOptions, formatBenchReport, formatRate, median, percentile } from './report.js';
 
 const SHOPPERS = 1_000_000;
 const SEED = 7;
@@ -186,8 +186,7 @@ async function measure(runtime: Runtime, warehouse: Warehouse): Promise<string> 
     return drain(Promise.resolve(result.stream as Readable));
   });
 
-  const sorted = [...latencies].sort((a, b) => a - b);
-  const p95 = sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.95) - 1)] as number;
+  const p95 = percentile(latencies, 0.95);
   const p50 = median(latencies);
   const scanMs = median(rawScan);
   return [

@@ -20,11 +20,13 @@ import { openProjector, type Projector } from '../projections/projector.js';
 import { buildApp } from '../query-api/app.js';
 import { openKeyRegistry } from '../query-api/keys/key-registry.js';
 import { readinessChecks } from '../query-api/readiness.js';
+import { scheduleModelRefreshes } from '../query-api/recommendations/reco-model.js';
 import { scheduleRefreshes } from '../query-api/segments/segment-refresh.js';
 import { openSegmentStore } from '../query-api/segments/segment-store.js';
 import type { Config } from '../schemas/config.js';
 import { ErrorCodes, TandemError } from '../schemas/errors.js';
 import { neverLinkTest } from '../schemas/identity.js';
+import { DEFAULT_RECOMMENDATION_SETTINGS } from '../schemas/recommendations.js';
 import { migrate } from '../warehouse/migrations.js';
 import { openWarehouse, type Warehouse } from '../warehouse/warehouse.js';
 import type { Runtime } from './runtime.js';
@@ -187,6 +189,15 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
     warehouse && segments && runs('projector')
       ? scheduleRefreshes({ warehouse, segments, log: runtime.logger.child({ part: 'segments' }) })
       : undefined;
+  const stopModelRefreshes =
+    warehouse && runs('projector')
+      ? scheduleModelRefreshes({
+          warehouse,
+          settings: DEFAULT_RECOMMENDATION_SETTINGS,
+          everyMinutes: config.recommendations.refreshMinutes,
+          log: runtime.logger.child({ part: 'recommendations' }),
+        })
+      : undefined;
   const app = await buildApp({
     ingestor: ingest.ingestor,
     writeKeys: runs('ingest') ? keys.writeKeys : { resolve: () => undefined },
@@ -206,6 +217,7 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
                 defaultCountryCode: config.defaultPhoneCountryCode,
               }),
             segments,
+            recommendations: DEFAULT_RECOMMENDATION_SETTINGS,
             requestsPerMinute: config.api.requestsPerMinute,
           },
         }
@@ -224,6 +236,7 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
       clearInterval(refreshKeys);
       await app.close();
       await stopRefreshes?.();
+      await stopModelRefreshes?.();
       await resolver?.stop();
       await projection?.stop();
       await warehouse?.close();

@@ -18,10 +18,13 @@ export interface PendingFact {
   readonly pii: Record<string, unknown> | undefined;
   /** The identifier whose stream holds this fact (its subject), or undefined for a store's anonymous stream. */
   readonly subject: Identifier | undefined;
+  /** A fixed stream for facts about no one (the catalog's); overrides the subject's. */
+  readonly stream?: string;
 }
 
 /** The stream a fact goes to: one per identifier, so one person's raw events are found by identifier. */
 export function streamFor(fact: PendingFact): string {
+  if (fact.stream !== undefined) return fact.stream;
   return fact.subject
     ? `${fact.subject.type}-${fact.subject.hash}`
     : `store-${fact.envelope.source.storeId ?? fact.envelope.source.id}`;

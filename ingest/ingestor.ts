@@ -3,9 +3,10 @@
  * identifiers → seal personal data → append, one append per stream.
  *
  * Strategy for retries: event ids are derived from the sender's message id
- * (or the store and receipt id), and a request's facts are grouped by stream
- * in their original order, so a retried request repeats the same appends and
- * the event store recognises them. When a retry is composed differently (the
+ * (or the store and receipt id, or a catalog entry's key and content), and a
+ * request's facts are grouped by stream in their original order, so a
+ * retried request repeats the same appends and the event store recognises
+ * them. When a retry is composed differently (the
  * store reports an idempotency conflict), the stream's recent events are read
  * and only the missing ones are appended.
  */
@@ -16,10 +17,12 @@ import type { IdentifierHasher, NormaliseOptions } from '../privacy/identifiers.
 import type { KeyStore } from '../privacy/keystore.js';
 import { seal } from '../privacy/seal.js';
 import type { SuppressionList } from '../privacy/suppression.js';
+import type { Product, Store } from '../schemas/catalog.js';
 import type { Envelope, Source } from '../schemas/envelope.js';
 import { ErrorCodes, TandemError } from '../schemas/errors.js';
 import type { PosReceipt } from '../schemas/pos.js';
 import type { SegmentBatch } from '../schemas/segment.js';
+import { normaliseProduct, normaliseStore } from './catalog.normalise.js';
 import { type PendingFact, streamFor } from './fact.js';
 import { createIngestMetrics, type IngestMetrics } from './metrics.js';
 import { normaliseReceipt } from './pos.normalise.js';
@@ -54,6 +57,14 @@ export interface Ingestor {
     receivedAt: number,
     sourceId: string,
   ): Promise<IngestResult>;
+  /** Validated catalog entries (products, stores or both) from one source. */
+  catalog(entries: CatalogEntries, receivedAt: number, sourceId: string): Promise<IngestResult>;
+}
+
+/** Catalog entries to upsert; none of them is personal data. */
+export interface CatalogEntries {
+  readonly products?: readonly Product[];
+  readonly stores?: readonly Store[];
 }
 
 export function createIngestor(deps: IngestDeps): Ingestor {
@@ -95,6 +106,11 @@ export function createIngestor(deps: IngestDeps): Ingestor {
           normaliseReceipt(receipt, { receivedAt, sourceId, hasher, normalise }),
         ),
       ),
+    catalog: ({ products = [], stores = [] }, receivedAt, sourceId) =>
+      ingest(deps, metrics, 'pos', [
+        ...products.map((product) => normaliseProduct(product, { receivedAt, sourceId })),
+        ...stores.map((store) => normaliseStore(store, { receivedAt, sourceId })),
+      ]),
   };
 }
 

@@ -251,8 +251,11 @@ function projectIdentity(event: IdentityEvent, out: RowSink): void {
   }
 }
 
+/** A catalog entry is the data of its envelope, as every fact's payload is. */
+const catalogEntry = (event: RecordedEvent): Json => ((event.data as Json).data ?? {}) as Json;
+
 function productRow(event: RecordedEvent): Row {
-  const product = event.data as Json;
+  const product = catalogEntry(event);
   return {
     sku: product.sku,
     name: product.name,
@@ -265,7 +268,7 @@ function productRow(event: RecordedEvent): Row {
 }
 
 function storeRow(event: RecordedEvent): Row {
-  const store = event.data as Json;
+  const store = catalogEntry(event);
   return {
     store_id: store.storeId,
     name: store.name,

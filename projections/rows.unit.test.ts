@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../eventstore/event-store.js';
+import { CatalogEventTypes, CatalogStreams } from '../schemas/catalog.js';
 import { IdentityEventTypes as E } from '../schemas/identity.js';
 import { projectEvent, type Row, strongestIdentifier } from './rows.js';
 
@@ -121,6 +122,60 @@ describe(projectEvent.name, () => {
         profile_id: 'prf_a',
         seq: 41,
         is_deleted: 0,
+      },
+    ]);
+  });
+
+  it('turns catalog upserts, each entry the data of its envelope, into products and stores rows', () => {
+    const envelope = (type: string, data: Record<string, unknown>) => ({
+      id: 'x',
+      type,
+      v: 1,
+      source: { kind: 'pos', id: 'erp' },
+      occurredAt: '2026-01-02T00:00:00.000Z',
+      receivedAt: '2026-01-02T00:00:00.000Z',
+      identifiers: [],
+      data,
+    });
+    const product = { sku: 'SKU-1', name: 'Sneakers', category: 'sneakers', brand: 'Litware' };
+    const products = rowsOf(
+      recorded(
+        CatalogStreams.products,
+        CatalogEventTypes.product,
+        envelope(CatalogEventTypes.product, { ...product, price: 103.99, currency: 'USD' }),
+      ),
+    );
+    expect(products.get('products')).toEqual([
+      { ...product, price: '103.99', currency: 'USD', position: 7 },
+    ]);
+    const store = {
+      storeId: 'store-001',
+      name: 'Chicago Loop',
+      city: 'Chicago',
+      district: 'Loop',
+      lat: 41.8,
+      lon: -87.6,
+      timeZone: 'America/Chicago',
+      categories: ['tea'],
+    };
+    const stores = rowsOf(
+      recorded(
+        CatalogStreams.stores,
+        CatalogEventTypes.store,
+        envelope(CatalogEventTypes.store, store),
+      ),
+    );
+    expect(stores.get('stores')).toEqual([
+      {
+        store_id: 'store-001',
+        name: 'Chicago Loop',
+        city: 'Chicago',
+        district: 'Loop',
+        lat: 41.8,
+        lon: -87.6,
+        time_zone: 'America/Chicago',
+        categories: ['tea'],
+        position: 7,
       },
     ]);
   });

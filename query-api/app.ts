@@ -21,6 +21,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { EventStore } from '../eventstore/event-store.js';
 import type { Ingestor } from '../ingest/ingestor.js';
+import { catalogRoutes } from '../ingest/routes/catalog.routes.js';
 import { importRoutes } from '../ingest/routes/imports.routes.js';
 import { posRoutes } from '../ingest/routes/pos.routes.js';
 import { MAX_BATCH_BYTES, trackingRoutes } from '../ingest/routes/tracking.routes.js';
@@ -28,6 +29,7 @@ import type { WriteKeys } from '../ingest/write-keys.js';
 import type { AuditLog } from '../privacy/audit.js';
 import type { KeyStore } from '../privacy/keystore.js';
 import type { Identifier } from '../schemas/identifier.js';
+import type { RecommendationSettings } from '../schemas/recommendations.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import { assertRole, installAuth, principalOf } from './auth.js';
 import { installErrorHandler } from './errors.js';
@@ -35,6 +37,7 @@ import { installJsonBody } from './json-body.js';
 import type { KeyRegistry } from './keys/key-registry.js';
 import { keysRoutes } from './keys/keys.routes.js';
 import { profilesRoutes } from './profiles/profiles.routes.js';
+import { recommendationsRoutes } from './recommendations/recommendations.routes.js';
 import type { SegmentStore } from './segments/segment-store.js';
 import { segmentsRoutes } from './segments/segments.routes.js';
 import { sqlRoutes } from './sql/sql.routes.js';
@@ -55,6 +58,8 @@ export interface QueryApiDeps {
   readonly keyStore: Pick<KeyStore, 'find'>;
   readonly parseIdentifier: (text: string) => Identifier;
   readonly segments: SegmentStore;
+  /** How the recommendation model trains and answers. */
+  readonly recommendations: RecommendationSettings;
   /** Requests per API key per minute. */
   readonly requestsPerMinute: number;
 }
@@ -92,7 +97,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         title: 'Tandem',
         version: deps.version ?? '0.0.0',
         description:
-          'Tracking and POS ingest (write keys), profiles, segments and SQL (API keys with roles). Generated from the zod schemas of the routes.',
+          'Tracking, POS and catalog ingest (write keys), profiles, segments and SQL (API keys with roles). Generated from the zod schemas of the routes.',
       },
       components: {
         securitySchemes: {
@@ -123,6 +128,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   );
   await app.register(trackingRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
   await app.register(posRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
+  await app.register(catalogRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
   await app.register(importRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
   const { api } = deps;
   if (api) await app.register(async (scope) => registerQueryApi(scope, api));
@@ -161,5 +167,9 @@ async function registerQueryApi(scope: FastifyInstance, api: QueryApiDeps): Prom
     eventStore: api.eventStore,
     keyStore: api.keyStore,
     audit: api.audit,
+  });
+  await scope.register(recommendationsRoutes, {
+    warehouse: api.warehouse,
+    settings: api.recommendations,
   });
 }

@@ -21,6 +21,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.QUERY_TOO_LARGE]: 413,
   [ErrorCodes.STREAM_DELETED]: 409,
   [ErrorCodes.WRONG_EXPECTED_VERSION]: 409,
+  [ErrorCodes.NOT_READY]: 503,
 };
 
 /** Installs the error handler and a JSON 404. */
@@ -34,10 +35,14 @@ export function installErrorHandler(app: FastifyInstance): void {
   });
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (hasZodFastifySchemaValidationErrors(error)) {
-      const issues = error.validation.map((issue) => ({
-        path: toPath(issue.instancePath),
-        message: issue.message ?? 'invalid',
-      }));
+      const issues = error.validation.flatMap((issue) =>
+        fieldIssues(toPath(issue.instancePath), {
+          code: issue.keyword,
+          path: [],
+          message: issue.message ?? 'invalid',
+          errors: issue.params.errors as ZodIssue['errors'],
+        }),
+      );
       return reply.status(400).send(body(ErrorCodes.VALIDATION, describe(issues), issues));
     }
     if (isTandemError(error)) {
@@ -74,6 +79,40 @@ function body(code: ErrorCode, message: string, issues: readonly FieldIssue[] = 
 function describe(issues: readonly FieldIssue[]): string {
   const listed = issues.slice(0, 5).map((issue) => `${issue.path || '(body)'}: ${issue.message}`);
   return `invalid input: ${listed.join('; ')}${issues.length > 5 ? `; and ${issues.length - 5} more` : ''}`;
+}
+
+/** What zod reports of a bad field; a union's issue carries each branch's issues. */
+interface ZodIssue {
+  readonly code: string;
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+  readonly errors?: readonly (readonly ZodIssue[])[] | undefined;
+}
+
+/**
+ * The bad fields behind one issue at `path`. When no branch of a union fits,
+ * zod says only "Invalid input" at the union. When exactly one branch suits
+ * the value's type (an array, not one entry, for a body of one entry or an
+ * array of them), that branch's own issues name the bad fields instead:
+ * `3.price`, not the whole body.
+ */
+function fieldIssues(path: string, issue: ZodIssue): FieldIssue[] {
+  const branches = issue.code === 'invalid_union' ? (issue.errors ?? []) : [];
+  const suiting = branches.filter((branch) => !branch.some(rejectsType));
+  if (suiting.length !== 1) return [{ path, message: issue.message }];
+  return (suiting[0] as readonly ZodIssue[]).flatMap((inner) =>
+    fieldIssues([path, ...inner.path.map(String)].filter((part) => part !== '').join('.'), inner),
+  );
+}
+
+/** Whether an issue says the value a branch got is of another type altogether. */
+function rejectsType(issue: ZodIssue): boolean {
+  if (issue.path.length > 0) return false;
+  if (issue.code === 'invalid_type') return true;
+  return (
+    issue.code === 'invalid_union' &&
+    (issue.errors ?? []).every((branch) => branch.some(rejectsType))
+  );
 }
 
 /** `/batch/1/event` → `batch.1.event`. */

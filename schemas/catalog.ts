@@ -27,7 +27,7 @@ export const Store = z.strictObject({
 });
 export type Store = z.infer<typeof Store>;
 
-/** Catalog entries in the log: the entry itself is the event's data. */
+/** Catalog entries in the log: one envelope an entry (no identifiers, nothing sealed), the entry itself as its `data`. */
 export const CatalogEventTypes = {
   product: 'catalog.product_upserted',
   store: 'catalog.store_upserted',

@@ -48,6 +48,8 @@ export const EnvSchema = z.object({
   TANDEM_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Requests per minute each API key may make. */
   TANDEM_API_RATE_LIMIT: z.coerce.number().int().min(1).default(1200),
+  /** Minutes between trainings of the recommendation model (beside the projector). */
+  TANDEM_RECO_REFRESH_MINUTES: z.coerce.number().int().min(1).max(10_080).default(60),
   /** 32 bytes (base64 or hex) that wrap every data key; generated into the data directory when unset. */
   TANDEM_MASTER_KEY: z.string().min(1).optional(),
   /** 32 bytes (base64 or hex) keying identifier hashes; generated into the data directory when unset. */
@@ -92,6 +94,7 @@ export function configSchema(cwd: string) {
       log: { level: env.TANDEM_LOG_LEVEL, format: env.TANDEM_LOG_FORMAT },
       server: { host: env.TANDEM_HOST, port: env.TANDEM_PORT },
       api: { requestsPerMinute: env.TANDEM_API_RATE_LIMIT },
+      recommendations: { refreshMinutes: env.TANDEM_RECO_REFRESH_MINUTES },
       secrets: {
         writeKey: env.TANDEM_WRITE_KEY,
         adminKey: env.TANDEM_ADMIN_KEY,

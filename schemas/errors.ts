@@ -38,6 +38,8 @@ export const ErrorCodes = {
   QUERY_TOO_LARGE: 'TANDEM_ERR_QUERY_TOO_LARGE',
   /** No such route or resource. */
   NOT_FOUND: 'TANDEM_ERR_NOT_FOUND',
+  /** What was asked for does not exist yet (e.g. no recommendation model trained); retry later. */
+  NOT_READY: 'TANDEM_ERR_NOT_READY',
   /** An unexpected failure; details are in the server log, never in the answer. */
   INTERNAL: 'TANDEM_ERR_INTERNAL',
 } as const;

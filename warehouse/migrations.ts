@@ -8,6 +8,7 @@
  * migration that alters the tables, together with the change to the specs in
  * `tables.ts` (a test checks the migrated schema equals the specs).
  */
+import { RECOMMENDATION_TABLES } from './recommendation-tables.js';
 import {
   CHECKPOINTS,
   createTableSql,
@@ -38,6 +39,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 2,
     name: 'segment membership and its history',
     statements: (options) => SEGMENT_TABLES.map((spec) => createTableSql(spec, options)),
+  },
+  {
+    version: 3,
+    name: 'recommendation models',
+    statements: (options) => RECOMMENDATION_TABLES.map((spec) => createTableSql(spec, options)),
   },
 ];
 

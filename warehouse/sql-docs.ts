@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { migrate } from './migrations.js';
+import { RECOMMENDATION_TABLES } from './recommendation-tables.js';
 import { CHECKPOINTS, PROJECTED_TABLES, SEGMENT_TABLES } from './tables.js';
 import { VIEWS } from './views.js';
 import { openWarehouse, type Warehouse } from './warehouse.js';
@@ -95,6 +96,8 @@ export async function renderSqlDocs(warehouse: Warehouse): Promise<string> {
   for (const spec of PROJECTED_TABLES) describe(spec.name, 'table');
   for (const view of VIEWS) describe(view.name, 'view', view.columns);
   for (const spec of SEGMENT_TABLES) describe(spec.name, 'table, written by segment refreshes');
+  for (const spec of RECOMMENDATION_TABLES)
+    describe(spec.name, 'table, written by recommendation model refreshes');
   describe(CHECKPOINTS.name, 'table, for operators');
   return `${sections.join('\n')}`.replace(/\n+$/, '\n');
 }

@@ -33,13 +33,13 @@ export interface TableSpec {
   readonly indexes?: readonly string[];
 }
 
-const time = (name: string, comment: string): Column => ({
+export const time = (name: string, comment: string): Column => ({
   name,
   type: "DateTime64(3, 'UTC')",
   comment,
 });
-const text = (name: string, comment: string): Column => ({ name, type: 'String', comment });
-const label = (name: string, comment: string): Column => ({
+export const text = (name: string, comment: string): Column => ({ name, type: 'String', comment });
+export const label = (name: string, comment: string): Column => ({
   name,
   type: 'LowCardinality(String)',
   comment,

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { appliedVersions, MIGRATIONS, migrate } from './migrations.js';
+import { RECOMMENDATION_TABLES } from './recommendation-tables.js';
 import { CHECKPOINTS, PROJECTED_TABLES, SEGMENT_TABLES } from './tables.js';
 import { describeOnTargets, warehouseTargets } from './testing/targets.js';
 import { VIEWS } from './views.js';
@@ -29,7 +30,12 @@ describeOnTargets('warehouse', targets, (target) => {
       `SELECT table, name, type, comment FROM system.columns
        WHERE database = '${warehouse.database}' ORDER BY table, position`,
     );
-    for (const spec of [...PROJECTED_TABLES, ...SEGMENT_TABLES, CHECKPOINTS]) {
+    for (const spec of [
+      ...PROJECTED_TABLES,
+      ...SEGMENT_TABLES,
+      ...RECOMMENDATION_TABLES,
+      CHECKPOINTS,
+    ]) {
       const actual = columns
         .filter((column) => column.table === spec.name)
         .map(({ name, type, comment }) => ({ name, type, comment }));

@@ -14,6 +14,7 @@ import { IdentifierHasher } from '../../privacy/identifiers.js';
 import type { KeyStore } from '../../privacy/keystore.js';
 import { openLmdbKeyStore } from '../../privacy/keystore.lmdb.js';
 import { openLmdbSuppressionList } from '../../privacy/suppression.lmdb.js';
+import { Product, Store } from '../../schemas/catalog.js';
 import { DEFAULT_IDENTITY_RULES, neverLinkTest } from '../../schemas/identity.js';
 import { PosReceipt } from '../../schemas/pos.js';
 import { SegmentBatch } from '../../schemas/segment.js';
@@ -62,17 +63,25 @@ export async function openSampleLog(prefix = 'tandem-sample-'): Promise<SampleLo
   };
 }
 
-/** Sends the sample's clickstream (as the web shop) and receipts (as the tills) through ingest. */
+/** Sends the sample's catalog and stores, clickstream (as the web shop) and receipts (as the tills) through ingest. */
 export async function ingestSample(ingestor: Ingestor): Promise<void> {
   const sample = await readSampleFiles();
-  for (const line of String(sample.get('clickstream.ndjson')).trimEnd().split('\n'))
+  const lines = (file: string) => String(sample.get(file)).trimEnd().split('\n');
+  await ingestor.catalog(
+    {
+      products: lines('catalog.ndjson').map((line) => Product.parse(JSON.parse(line))),
+      stores: lines('stores.ndjson').map((line) => Store.parse(JSON.parse(line))),
+    },
+    SAMPLE_RECEIVED_AT,
+    'catalog',
+  );
+  for (const line of lines('clickstream.ndjson'))
     await ingestor.tracking(SegmentBatch.parse(JSON.parse(line)), SAMPLE_RECEIVED_AT, {
       kind: 'web',
       id: 'web-shop',
     });
-  const receipts = String(sample.get('pos/receipts.ndjson')).trimEnd().split('\n');
   await ingestor.receipts(
-    receipts.map((line) => PosReceipt.parse(JSON.parse(line))),
+    lines('pos/receipts.ndjson').map((line) => PosReceipt.parse(JSON.parse(line))),
     SAMPLE_RECEIVED_AT,
     'tills',
   );

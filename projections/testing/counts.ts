@@ -1,7 +1,8 @@
 /**
  * What the warehouse should hold for a generated dataset, from the
  * generator's own manifest, and what it does hold: counts per channel of
- * events, orders and order lines, and revenue in cents.
+ * events, orders and order lines, revenue in cents, and the catalog's
+ * products and stores.
  */
 import type { Manifest } from '../../fixtures/generate.js';
 import type { Warehouse } from '../../warehouse/warehouse.js';
@@ -16,9 +17,11 @@ export interface WarehouseCounts {
   readonly orders: ChannelCounts;
   readonly lines: ChannelCounts;
   readonly revenueCents: ChannelCounts;
+  readonly products: number;
+  readonly stores: number;
 }
 
-/** The counts a dataset's files promise: calls and receipts from the manifest, online lines from the orders. */
+/** The counts a dataset's files promise: calls, receipts and the catalog from the manifest, online lines from the orders. */
 export async function expectedSampleCounts(
   files: ReadonlyMap<string, Buffer>,
 ): Promise<WarehouseCounts> {
@@ -37,6 +40,8 @@ export async function expectedSampleCounts(
     orders: { online: counts.orders, offline: counts.receipts },
     lines: { online: onlineLines, offline: counts.receiptLines },
     revenueCents: { online: counts.onlineRevenueCents, offline: counts.offlineRevenueCents },
+    products: counts.products,
+    stores: counts.stores,
   };
 }
 
@@ -49,6 +54,13 @@ export async function warehouseCounts(warehouse: Warehouse): Promise<WarehouseCo
     return { online: of('online'), offline: of('offline') };
   };
   const table = warehouse.table.bind(warehouse);
+  const count = async (name: string): Promise<number> => {
+    const result = await warehouse.client.query({
+      query: `SELECT count() AS n FROM ${table(name)}`,
+      format: 'JSONEachRow',
+    });
+    return Number((await result.json<{ n: number | string }>())[0]?.n ?? 0);
+  };
   return {
     events: await byChannel(
       `SELECT channel, count() AS n FROM ${table('events')} GROUP BY channel`,
@@ -62,5 +74,7 @@ export async function warehouseCounts(warehouse: Warehouse): Promise<WarehouseCo
     revenueCents: await byChannel(
       `SELECT channel, toInt64(sum(revenue) * 100) AS n FROM ${table('orders')} GROUP BY channel`,
     ),
+    products: await count('products'),
+    stores: await count('stores'),
   };
 }

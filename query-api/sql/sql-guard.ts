@@ -31,6 +31,7 @@
  * even what slipped past these steps could not write or change a setting.
  */
 import { isTandemError } from '../../schemas/errors.js';
+import { RECOMMENDATION_TABLES } from '../../warehouse/recommendation-tables.js';
 import { CHECKPOINTS, PROJECTED_TABLES, SEGMENT_TABLES } from '../../warehouse/tables.js';
 import { VIEWS } from '../../warehouse/views.js';
 import type { Warehouse } from '../../warehouse/warehouse.js';
@@ -42,6 +43,7 @@ import { analystStatement, at, refuse } from './sql-statement.js';
 export const ANALYST_TABLES: readonly string[] = [
   ...PROJECTED_TABLES.map((table) => table.name),
   ...SEGMENT_TABLES.map((table) => table.name),
+  ...RECOMMENDATION_TABLES.map((table) => table.name),
   ...VIEWS.map((view) => view.name),
 ];
 
@@ -89,7 +91,7 @@ export async function checkAnalystQuery(
 
 const DOCUMENTED = new Set(ANALYST_TABLES);
 const COLUMNS = new Set([
-  ...[...PROJECTED_TABLES, ...SEGMENT_TABLES].flatMap((table) =>
+  ...[...PROJECTED_TABLES, ...SEGMENT_TABLES, ...RECOMMENDATION_TABLES].flatMap((table) =>
     table.columns.map((column) => column.name),
   ),
   ...VIEWS.flatMap((view) => Object.keys(view.columns)),

@@ -17,6 +17,10 @@ import { identifierFromText } from '../../privacy/identifiers.js';
 import { openProjector } from '../../projections/projector.js';
 import type { Role } from '../../schemas/api-keys.js';
 import { DEFAULT_IDENTITY_RULES } from '../../schemas/identity.js';
+import {
+  DEFAULT_RECOMMENDATION_SETTINGS,
+  type RecommendationSettings,
+} from '../../schemas/recommendations.js';
 import { migrate } from '../../warehouse/migrations.js';
 import { openWarehouse, type Warehouse } from '../../warehouse/warehouse.js';
 import { buildApp } from '../app.js';
@@ -44,7 +48,11 @@ export interface TestApi {
 export const ADMIN = `Bearer ${TEST_ADMIN_KEY}`;
 
 export async function openTestApi(
-  options: { readonly requestsPerMinute?: number; readonly sample?: boolean } = {},
+  options: {
+    readonly requestsPerMinute?: number;
+    readonly sample?: boolean;
+    readonly recommendations?: RecommendationSettings;
+  } = {},
 ): Promise<TestApi> {
   const sample = await openSampleLog('tandem-api-');
   if (options.sample !== false) await ingestSample(sample.ingestor);
@@ -92,6 +100,7 @@ export async function openTestApi(
       parseIdentifier: (text) =>
         identifierFromText(text, sample.hasher, { defaultCountryCode: '+1' }),
       segments,
+      recommendations: options.recommendations ?? DEFAULT_RECOMMENDATION_SETTINGS,
       requestsPerMinute: options.requestsPerMinute ?? 100_000,
     },
   });
