@@ -8,14 +8,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { openIngest } from '../cli/platform.js';
+import { openConfiguredWarehouse, openIngest } from '../cli/platform.js';
 import { openRuntime, type Runtime } from '../cli/runtime.js';
 import { DATASET_FILES, generateDataset } from '../fixtures/generate.js';
 import { openResolver } from '../identity/resolver.js';
 import type { CatalogEntries } from '../ingest/ingestor.js';
+import { openProjector } from '../projections/projector.js';
 import { Product, Store } from '../schemas/catalog.js';
 import { PosReceipt } from '../schemas/pos.js';
 import { SegmentBatch } from '../schemas/segment.js';
+import type { Warehouse } from '../warehouse/warehouse.js';
+import { formatRate } from './report.js';
 
 export const IN_FLIGHT = 16;
 const RECEIPTS_PER_CALL = 500;
@@ -155,4 +158,40 @@ export async function withResolvedFixtures<T>(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * `withResolvedFixtures`, then projected into the configured warehouse:
+ * `run` gets the runtime, the warehouse, the fixtures' directory and a line
+ * saying what the (untimed) set-up did and how long it took.
+ */
+export async function withProjectedFixtures<T>(
+  name: string,
+  dataset: { readonly shoppers: number; readonly seed: number },
+  run: (runtime: Runtime, warehouse: Warehouse, fixtures: string, setup: string) => Promise<T>,
+  env: Record<string, string> = {},
+): Promise<T> {
+  return withResolvedFixtures(
+    name,
+    dataset,
+    async (runtime, log, fixtures) => {
+      const warehouse = await openConfiguredWarehouse(runtime);
+      try {
+        const projection = await timed(async () =>
+          (
+            await openProjector({
+              eventStore: runtime.eventStore,
+              warehouse,
+              priority: runtime.identityRules.priority,
+            })
+          ).catchUp(),
+        );
+        const setup = `set-up (untimed above): ${formatRate(dataset.shoppers)} shoppers, ${formatRate(log.ingested)} events ingested and resolved in ${log.seconds.toFixed(0)} s, ${formatRate(projection.value.events)} log events projected in ${projection.seconds.toFixed(0)} s`;
+        return await run(runtime, warehouse, fixtures, setup);
+      } finally {
+        await warehouse.close();
+      }
+    },
+    env,
+  );
 }

@@ -11,12 +11,11 @@ import { createReadStream } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { openConfiguredWarehouse, openIngest, startPlatform } from '../cli/platform.js';
+import { openIngest, startPlatform } from '../cli/platform.js';
 import { DATASET_FILES } from '../fixtures/generate.js';
 import { type PersonTruth, TruthRecord } from '../fixtures/truth.js';
 import type { IdentifierHasher } from '../privacy/identifiers.js';
 import { identifierFromText } from '../privacy/identifiers.js';
-import { openProjector } from '../projections/projector.js';
 import { refreshModel } from '../query-api/recommendations/reco-model.js';
 import { recommender, recommendForStore } from '../query-api/recommendations/reco-serve.js';
 import {
@@ -25,7 +24,7 @@ import {
 } from '../schemas/recommendations.js';
 import { selectRows } from '../warehouse/select.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
-import { timed, withResolvedFixtures } from './fixture-log.js';
+import { timed, withProjectedFixtures } from './fixture-log.js';
 import { type BenchOptions, formatRate, median, percentile } from './report.js';
 
 const SHOPPERS = 100_000;
@@ -40,35 +39,20 @@ const LOOKUP_ORDER = ['user_id', 'member_id', 'email', 'phone', 'payment_token',
 
 export async function runRecommendationsBench({ scale = 1 }: BenchOptions = {}): Promise<string> {
   const shoppers = Math.max(500, Math.round(SHOPPERS * scale));
-  return withResolvedFixtures(
+  return withProjectedFixtures(
     'recommendations',
     { shoppers, seed: SEED },
-    async (runtime, log, fixtures) => {
-      const warehouse = await openConfiguredWarehouse(runtime);
-      try {
-        const projection = await timed(async () =>
-          (
-            await openProjector({
-              eventStore: runtime.eventStore,
-              warehouse,
-              priority: runtime.identityRules.priority,
-            })
-          ).catchUp(),
-        );
-        const training = await timed(() => refreshModel(warehouse));
-        const ingest = await openIngest(runtime);
-        const hasher = ingest.hasher;
-        await ingest.close();
-        const people = await heldOutShoppers(fixtures, warehouse, hasher, runtime.config);
-        const report = await evaluate(runtime, warehouse, people);
-        return [
-          report,
-          `model: ${formatRate(training.value.profiles)} consenting profiles, ${formatRate(training.value.items)} items, ${formatRate(training.value.pairs)} pairs, trained in ${training.seconds.toFixed(1)} s`,
-          `set-up (untimed above): ${formatRate(shoppers)} shoppers, ${formatRate(log.ingested)} events ingested and resolved in ${log.seconds.toFixed(0)} s, ${formatRate(projection.value.events)} log events projected in ${projection.seconds.toFixed(0)} s`,
-        ].join('\n');
-      } finally {
-        await warehouse.close();
-      }
+    async (runtime, warehouse, fixtures, setup) => {
+      const training = await timed(() => refreshModel(warehouse));
+      const ingest = await openIngest(runtime);
+      const hasher = ingest.hasher;
+      await ingest.close();
+      const people = await heldOutShoppers(fixtures, warehouse, hasher, runtime.config);
+      return [
+        await evaluate(runtime, warehouse, people),
+        `model: ${formatRate(training.value.profiles)} consenting profiles, ${formatRate(training.value.items)} items, ${formatRate(training.value.pairs)} pairs, trained in ${training.seconds.toFixed(1)} s`,
+        setup,
+      ].join('\n');
     },
     // Thousands of requests from one key: lift the per-key rate limit for the run.
     { TANDEM_API_RATE_LIMIT: '100000000' },

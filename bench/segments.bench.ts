@@ -1,7 +1,6 @@
 import type { Readable } from 'node:stream';
-import { openConfiguredWarehouse, openIngest } from '../cli/platform.js';
+import { openIngest } from '../cli/platform.js';
 import type { Runtime } from '../cli/runtime.js';
-import { openProjector } from '../projections/projector.js';
 import type { CompiledSegment } from '../query-api/segments/segment-compiler.js';
 import { compileSegment } from '../query-api/segments/segment-compiler.js';
 import { type ExportDeps, exportMembers } from '../query-api/segments/segment-export.js';
@@ -9,7 +8,7 @@ import { previewSegment } from '../query-api/segments/segment-preview.js';
 import type { SegmentCondition } from '../schemas/segment-definition.js';
 import { selectRows } from '../warehouse/select.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
-import { timed, withResolvedFixtures } from './fixture-log.js';
+import { timed, withProjectedFixtures } from './fixture-log.js';
 import { type BenchOptions, formatBenchReport, formatRate, median, percentile } from './report.js';
 
 const SHOPPERS = 1_000_000;
@@ -24,26 +23,12 @@ const EXPORT = 'export of consenting members (CSV)';
 
 export async function runSegmentsBench({ scale = 1 }: BenchOptions = {}): Promise<string> {
   const shoppers = Math.max(500, Math.round(SHOPPERS * scale));
-  return withResolvedFixtures('segments', { shoppers, seed: SEED }, async (runtime, log) => {
-    const warehouse = await openConfiguredWarehouse(runtime);
-    try {
-      const projection = await timed(async () =>
-        (
-          await openProjector({
-            eventStore: runtime.eventStore,
-            warehouse,
-            priority: runtime.identityRules.priority,
-          })
-        ).catchUp(),
-      );
-      return [
-        await measure(runtime, warehouse),
-        `set-up (untimed above): ${formatRate(shoppers)} shoppers, ${formatRate(log.ingested)} events ingested and resolved in ${log.seconds.toFixed(0)} s, ${formatRate(projection.value.events)} log events projected in ${projection.seconds.toFixed(0)} s`,
-      ].join('\n');
-    } finally {
-      await warehouse.close();
-    }
-  });
+  return withProjectedFixtures(
+    'segments',
+    { shoppers, seed: SEED },
+    async (runtime, warehouse, _fixtures, setup) =>
+      [await measure(runtime, warehouse), setup].join('\n'),
+  );
 }
 
 /** Ten segments a marketer would build, over the fixtures' own stores and categories. */

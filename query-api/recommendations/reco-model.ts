@@ -213,15 +213,6 @@ async function dropOldModels(warehouse: Warehouse, current: number): Promise<voi
   }
 }
 
-/** The newest committed model, or undefined before the first refresh. */
-export async function currentModel(warehouse: Warehouse): Promise<CommittedModel | undefined> {
-  const [row] = await selectRows<{ model: number; trained_at: string; reference_at: string }>(
-    warehouse.client,
-    `SELECT model, trained_at, reference_at FROM ${warehouse.table(RECO_MODELS.name)} ORDER BY model DESC LIMIT 1`,
-  );
-  return row ? toCommitted(row) : undefined;
-}
-
 export function toCommitted(row: {
   model: number;
   trained_at: string;
@@ -235,35 +226,43 @@ export function toCommitted(row: {
 }
 
 /**
- * Refreshes the model every `everyMinutes`, and at once when there is none.
- * Run it in one process per deployment (the projector's), like segment
- * refreshes. Returns a stop function that waits for a running refresh.
+ * Trains the model when it is due: at once when there is none or the newest
+ * learned from nobody (a fresh start, before the projector caught up), then
+ * every `everyMinutes`; checked every `checkMs`. Run it in one process per
+ * deployment (the projector's), like segment refreshes. Returns a stop
+ * function that waits for a running refresh.
  */
 export function scheduleModelRefreshes(deps: {
   readonly warehouse: Warehouse;
   readonly settings: RecommendationSettings;
   readonly everyMinutes: number;
   readonly log: Logger;
+  readonly checkMs?: number;
 }): () => Promise<void> {
   let running: Promise<void> = Promise.resolve();
-  const refresh = () => {
-    running = running
-      .then(async () => {
-        const done = await refreshModel(deps.warehouse, deps.settings);
-        deps.log.info(done, 'recommendation model refreshed');
-      })
-      .catch((error: unknown) => {
-        deps.log.error({ err: error }, 'recommendation model refresh failed; retrying later');
-      });
+  const tick = async () => {
+    const [newest] = await selectRows<{ model: number; profiles: number }>(
+      deps.warehouse.client,
+      `SELECT model, profiles FROM ${deps.warehouse.table(RECO_MODELS.name)} ORDER BY model DESC LIMIT 1`,
+    );
+    const due =
+      !newest ||
+      Number(newest.profiles) === 0 ||
+      Date.now() - Number(newest.model) >= deps.everyMinutes * 60_000;
+    if (!due) return;
+    const done = await refreshModel(deps.warehouse, deps.settings);
+    deps.log.info(done, 'recommendation model refreshed');
   };
-  running = currentModel(deps.warehouse)
-    .then((model) => {
-      if (!model) refresh();
-    })
-    .catch((error: unknown) => {
-      deps.log.error({ err: error }, 'could not read the recommendation model');
+  const check = () => {
+    running = running.then(tick).catch((error: unknown) => {
+      deps.log.error(
+        { err: error },
+        'recommendation model refresh failed; retrying at the next check',
+      );
     });
-  const timer = setInterval(refresh, deps.everyMinutes * 60_000).unref();
+  };
+  check();
+  const timer = setInterval(check, deps.checkMs ?? 60_000).unref();
   return async () => {
     clearInterval(timer);
     await running;

@@ -1,8 +1,11 @@
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aBatch, aShopper } from '../../fixtures/builders.js';
+import { DEFAULT_RECOMMENDATION_SETTINGS } from '../../schemas/recommendations.js';
 import type { SegmentCall } from '../../schemas/segment.js';
 import { selectRows } from '../../warehouse/select.js';
 import { ADMIN, openTestApi, type TestApi } from '../testing/api-app.js';
+import { scheduleModelRefreshes } from './reco-model.js';
 
 let api: TestApi;
 let marketer: string;
@@ -239,5 +242,32 @@ describe('recommendations', () => {
     const forbidden = await ask(`/v1/profiles/${someone?.profile_id}/recommendations`, analyst);
     expect(forbidden.statusCode).toBe(403);
     expect(forbidden.json().error.message).toContain('marketer');
+  });
+
+  it('retrains on schedule only when the newest model is due', async () => {
+    const models = async () =>
+      (
+        await selectRows<{ model: number }>(
+          api.warehouse.client,
+          'SELECT model FROM tandem.reco_models',
+        )
+      ).length;
+    const before = await models();
+    const schedule = (everyMinutes: number) =>
+      scheduleModelRefreshes({
+        warehouse: api.warehouse,
+        settings: DEFAULT_RECOMMENDATION_SETTINGS,
+        everyMinutes,
+        log: pino({ level: 'silent' }),
+        checkMs: 20,
+      });
+    const fresh = schedule(60);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await fresh();
+    expect(await models()).toBe(before);
+    const due = schedule(1 / 600); // every 0.1 s
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await due();
+    expect(await models()).toBeGreaterThan(before);
   });
 });
