@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventStore } from '../eventstore/event-store.js';
 import { openLmdbEventStore } from '../eventstore/event-store.lmdb.js';
 import { collect } from '../eventstore/testing/helpers.js';
-import { aBatch, aShopper } from '../fixtures/builders.js';
+import { aBatch, aShopper, type ScriptedShopper } from '../fixtures/builders.js';
 import { readSampleFiles } from '../fixtures/sample.js';
 import { IdentifierHasher } from '../privacy/identifiers.js';
 import type { KeyStore } from '../privacy/keystore.js';
@@ -50,6 +50,19 @@ describe(createIngestor.name, () => {
     await Promise.all([eventStore.close(), keyStore.close(), suppression.close()]);
     await rm(dir, { recursive: true, force: true });
   });
+
+  /** The shopper logs in on a device; returns the device's stream and the envelope stored there. */
+  async function storedLogin(shopper: ScriptedShopper, device: string) {
+    await ingestor.tracking(
+      SegmentBatch.parse(aBatch([shopper.on(device).logsIn('2026-03-02T09:00:00Z')])),
+      Date.now(),
+      web,
+    );
+    const anonymousId = shopper.devices[device]?.anonymousId as string;
+    const stream = `anonymous_id-${hasher.hash('anonymous_id', anonymousId).hash}`;
+    const [event] = await collect(eventStore.readStream(stream));
+    return { stream, envelope: Envelope.parse(event?.data) };
+  }
 
   it('lands the whole sample — every call and receipt once — with no plaintext email or phone in the log', async () => {
     const sample = await readSampleFiles();
@@ -126,14 +139,7 @@ describe(createIngestor.name, () => {
 
   it('seals personal data under the stream subject’s key, and destroying the key shreds it', async () => {
     const cai = aShopper('seal-cai').withAccount().withDevice('web').build();
-    await ingestor.tracking(
-      SegmentBatch.parse(aBatch([cai.on('web').logsIn('2026-03-02T09:00:00Z')])),
-      Date.now(),
-      web,
-    );
-    const stream = `anonymous_id-${hasher.hash('anonymous_id', cai.devices.web?.anonymousId as string).hash}`;
-    const [event] = await collect(eventStore.readStream(stream));
-    const envelope = Envelope.parse(event?.data);
+    const { stream, envelope } = await storedLogin(cai, 'web');
     expect(JSON.stringify(envelope)).not.toContain('seal-cai@example.com');
     expect(envelope.identifiers.map((identifier) => identifier.type).sort()).toEqual([
       'anonymous_id',
@@ -161,14 +167,7 @@ describe(createIngestor.name, () => {
       .withMemberCard('M-app-ivy', { inApp: true })
       .withDevice('app', 'app')
       .build();
-    await ingestor.tracking(
-      SegmentBatch.parse(aBatch([ivy.on('app').logsIn('2026-03-02T09:00:00Z')])),
-      Date.now(),
-      web,
-    );
-    const stream = `anonymous_id-${hasher.hash('anonymous_id', ivy.devices.app?.anonymousId as string).hash}`;
-    const [event] = await collect(eventStore.readStream(stream));
-    const envelope = Envelope.parse(event?.data);
+    const { envelope } = await storedLogin(ivy, 'app');
     expect(envelope.identifiers).toContainEqual(hasher.hash('member_id', 'M-app-ivy'));
     expect(JSON.stringify(envelope)).not.toContain('M-app-ivy');
     const key = await keyStore.find(envelope.pii?.keyId as string);
