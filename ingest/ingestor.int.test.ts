@@ -64,6 +64,16 @@ describe(createIngestor.name, () => {
     return { stream, envelope: Envelope.parse(event?.data) };
   }
 
+  /** The envelope's sealed block, opened with its data key. */
+  async function unsealed(envelope: Envelope) {
+    const key = await keyStore.find(envelope.pii?.keyId as string);
+    return unseal(
+      envelope.pii as NonNullable<Envelope['pii']>,
+      key as NonNullable<typeof key>,
+      envelope.id,
+    );
+  }
+
   it('lands the whole sample — every call and receipt once — with no plaintext email or phone in the log', async () => {
     const sample = await readSampleFiles();
     const manifest = JSON.parse(String(sample.get('manifest.json'))) as {
@@ -146,14 +156,7 @@ describe(createIngestor.name, () => {
       'email',
       'user_id',
     ]);
-    const key = await keyStore.find(envelope.pii?.keyId as string);
-    expect(
-      unseal(
-        envelope.pii as NonNullable<Envelope['pii']>,
-        key as NonNullable<typeof key>,
-        envelope.id,
-      ),
-    ).toMatchObject({
+    expect(await unsealed(envelope)).toMatchObject({
       'traits.email': 'seal-cai@example.com',
       userId: 'user-seal-cai',
     });
@@ -170,14 +173,7 @@ describe(createIngestor.name, () => {
     const { envelope } = await storedLogin(ivy, 'app');
     expect(envelope.identifiers).toContainEqual(hasher.hash('member_id', 'M-app-ivy'));
     expect(JSON.stringify(envelope)).not.toContain('M-app-ivy');
-    const key = await keyStore.find(envelope.pii?.keyId as string);
-    expect(
-      unseal(
-        envelope.pii as NonNullable<Envelope['pii']>,
-        key as NonNullable<typeof key>,
-        envelope.id,
-      ),
-    ).toMatchObject({ 'traits.memberId': 'M-app-ivy' });
+    expect(await unsealed(envelope)).toMatchObject({ 'traits.memberId': 'M-app-ivy' });
   });
 
   it('drops and counts the facts of suppressed identifiers', async () => {

@@ -99,6 +99,11 @@ export function clickhouseTime(time: string | number | Date): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 23)}`;
 }
 
+/** The other way: `2026-01-08 13:31:24.735` (a DateTime64(3, 'UTC') read back) → ISO-8601. */
+export function isoTime(text: string): string {
+  return `${text.replace(' ', 'T')}Z`;
+}
+
 /** Opens the warehouse `options` names. Apply the migrations (`migrate`) before using the tables. */
 export async function openWarehouse(options: WarehouseOptions): Promise<Warehouse> {
   const { database, cluster, target } = options;

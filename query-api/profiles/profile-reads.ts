@@ -14,7 +14,7 @@ import { latestPersonalData } from '../../privacy/personal-data.js';
 import { ErrorCodes, TandemError } from '../../schemas/errors.js';
 import type { Identifier } from '../../schemas/identifier.js';
 import { selectRows } from '../../warehouse/select.js';
-import type { Warehouse } from '../../warehouse/warehouse.js';
+import { isoTime, type Warehouse } from '../../warehouse/warehouse.js';
 
 export interface ProfileDeps {
   readonly warehouse: Warehouse;
@@ -226,11 +226,6 @@ function parseCursor(text: string): { at: string; eventId: string } {
       issues: [{ path: 'before', message: 'not a cursor this API gave out' }],
     });
   return { at, eventId };
-}
-
-/** `2026-01-08 13:31:24.735` (ClickHouse, UTC) → ISO-8601. */
-function isoTime(text: string): string {
-  return `${text.replace(' ', 'T')}Z`;
 }
 
 function parseJson(text: string): unknown {

@@ -27,7 +27,7 @@ import {
   RECO_POPULARITY,
 } from '../../warehouse/recommendation-tables.js';
 import { selectRows } from '../../warehouse/select.js';
-import { clickhouseTime, type Warehouse } from '../../warehouse/warehouse.js';
+import { clickhouseTime, isoTime, type Warehouse } from '../../warehouse/warehouse.js';
 
 /** The event names that are interactions with an item, and how each is weighed. */
 export const INTERACTIONS = {
@@ -171,7 +171,7 @@ GROUP BY sku`);
       {
         model,
         trained_at: trainedAt,
-        reference_at: clickhouseTime(ref.replace(' ', 'T').concat('Z')),
+        reference_at: ref,
         ...committed,
         settings: JSON.stringify(settings),
       },
@@ -182,7 +182,7 @@ GROUP BY sku`);
   return {
     model,
     trainedAt: new Date(model).toISOString(),
-    referenceAt: new Date(`${ref.replace(' ', 'T')}Z`).toISOString(),
+    referenceAt: isoTime(ref),
     ...committed,
     tookMs: Math.round(performance.now() - started),
   };
@@ -220,8 +220,8 @@ export function toCommitted(row: {
 }): CommittedModel {
   return {
     model: Number(row.model),
-    trainedAt: new Date(`${row.trained_at.replace(' ', 'T')}Z`).toISOString(),
-    referenceAt: new Date(`${row.reference_at.replace(' ', 'T')}Z`).toISOString(),
+    trainedAt: isoTime(row.trained_at),
+    referenceAt: isoTime(row.reference_at),
   };
 }
 

@@ -10,19 +10,17 @@
  * theirs — the answer any shopper at that store would get. Consent is read
  * on every request, so a withdrawal applies to the next one.
  */
-
 import { ErrorCodes, TandemError } from '../../schemas/errors.js';
 import type {
   ProfileRecommendations,
   RecommendationContext,
-  RecommendationReason,
   RecommendationSettings,
-  RecommendedItem,
   StoreRecommendations,
 } from '../../schemas/recommendations.js';
 import { RECO_MODELS } from '../../warehouse/recommendation-tables.js';
 import { selectRows } from '../../warehouse/select.js';
-import type { Warehouse } from '../../warehouse/warehouse.js';
+import { clickhouseTime, type Warehouse } from '../../warehouse/warehouse.js';
+import { catalogCache, type ModelCatalog } from './reco-catalog.js';
 import {
   type CommittedModel,
   decaySql,
@@ -30,6 +28,7 @@ import {
   interactionWeightSql,
   toCommitted,
 } from './reco-model.js';
+import { type Anchor, type Candidate, fill, personalItems } from './reco-rank.js';
 
 export interface ServeDeps {
   readonly warehouse: Warehouse;
@@ -48,27 +47,6 @@ export interface ProfileRequest {
   readonly limit: number;
   readonly store: string | undefined;
   readonly context: RecommendationContext;
-}
-
-/** One item the profile interacted with: its decayed weight, strongest kind, and that kind's channel. */
-interface Anchor {
-  readonly sku: string;
-  readonly weight: number;
-  /** 1 viewed, 2 carted, 3 bought. */
-  readonly kind: 1 | 2 | 3;
-  readonly channel: 'online' | 'offline';
-  readonly bought_recently: number;
-}
-
-interface Candidate {
-  /** A neighbour of an anchor, an anchor itself, or a popularity list. */
-  readonly source: 'similar' | 'self' | 'store' | 'city' | 'all';
-  readonly sku: string;
-  readonly via: string;
-  readonly score: number;
-  readonly name: string;
-  readonly category: string;
-  readonly via_name: string;
 }
 
 interface Subject {
@@ -235,86 +213,13 @@ async function anchorsOf(
      SETTINGS final = 0`,
     {
       hashes,
-      ref: model.referenceAt.replace('T', ' ').replace('Z', ''),
+      ref: clickhouseTime(model.referenceAt),
       excludeBoughtDays: settings.excludeBoughtDays,
       halfLifeDays: settings.halfLifeDays,
       windowDays: settings.windowDays,
       ...settings.weights,
     },
   );
-}
-
-/** How many items of each popularity list are kept in memory: enough to fill a list among what a store sells. */
-const POPULAR_KEPT = 500;
-
-/** What a model answers without reading anyone's data: names and categories, stores, popularity lists. */
-interface ModelCatalog {
-  readonly products: ReadonlyMap<string, { readonly name: string; readonly category: string }>;
-  readonly stores: ReadonlyMap<
-    string,
-    { readonly city: string; readonly sells: ReadonlySet<string> }
-  >;
-  /** Best first, by `store:ID`, `city:NAME` and `all`. */
-  readonly popular: ReadonlyMap<
-    string,
-    readonly { readonly sku: string; readonly score: number }[]
-  >;
-}
-
-/**
- * The catalogue and popularity lists of the newest model, read once per
- * model and kept in memory (a few thousand rows), so a request reads only
- * what is about its profile.
- */
-function catalogCache(warehouse: Warehouse) {
-  let cached: { model: number; catalog: Promise<ModelCatalog> } | undefined;
-  return (model: number): Promise<ModelCatalog> => {
-    if (cached?.model !== model) {
-      const catalog = loadCatalog(warehouse, model);
-      cached = { model, catalog };
-      // A failed load is not kept: the next request tries again.
-      catalog.catch(() => {
-        if (cached?.catalog === catalog) cached = undefined;
-      });
-    }
-    return cached.catalog;
-  };
-}
-
-async function loadCatalog(warehouse: Warehouse, model: number): Promise<ModelCatalog> {
-  const t = (name: string) => warehouse.table(name);
-  const [products, stores, popular] = await Promise.all([
-    selectRows<{ sku: string; name: string; category: string }>(
-      warehouse.client,
-      `SELECT sku, name, category FROM ${t('products')}`,
-    ),
-    selectRows<{ store_id: string; city: string; categories: string[] }>(
-      warehouse.client,
-      `SELECT store_id, city, categories FROM ${t('stores')}`,
-    ),
-    selectRows<{ scope: string; scope_id: string; sku: string; score: number }>(
-      warehouse.client,
-      `SELECT scope, scope_id, sku, score FROM ${t('reco_popularity')}
-       WHERE model = {model:UInt64}
-       ORDER BY scope, scope_id, score DESC, sku
-       LIMIT {kept:UInt32} BY scope, scope_id`,
-      { model, kept: POPULAR_KEPT },
-    ),
-  ]);
-  const lists = new Map<string, { sku: string; score: number }[]>();
-  for (const row of popular) {
-    const key = row.scope === 'all' ? 'all' : `${row.scope}:${row.scope_id}`;
-    const list = lists.get(key) ?? [];
-    list.push({ sku: row.sku, score: Number(row.score) });
-    lists.set(key, list);
-  }
-  return {
-    products: new Map(products.map((p) => [p.sku, { name: p.name, category: p.category }])),
-    stores: new Map(
-      stores.map((s) => [s.store_id, { city: s.city, sells: new Set(s.categories) }]),
-    ),
-    popular: lists,
-  };
 }
 
 /**
@@ -349,7 +254,7 @@ async function candidatesFor(
     const item = describe(sku);
     if (shop && !shop.sells.has(item.category)) return;
     const viaName = via ? describe(via).name : '';
-    candidates.push({ source, sku, via, score, ...item, via_name: viaName });
+    candidates.push({ source, sku, via, score, ...item, viaName });
   };
   for (const row of neighbours) add('similar', row.neighbour, row.sku, Number(row.score));
   for (const sku of anchors) add('self', sku, '', 1);
@@ -365,115 +270,6 @@ async function candidatesFor(
   return candidates;
 }
 
-/** Items scored by the anchors that lead to them, best first, with the anchor that counts most as the reason. */
-function personalItems(
-  anchors: readonly Anchor[],
-  candidates: readonly Candidate[],
-  exclude: ReadonlySet<string>,
-): RecommendedItem[] {
-  const bySku = new Map(anchors.map((anchor) => [anchor.sku, anchor]));
-  const scored = new Map<string, { score: number; best: number; via: Candidate }>();
-  for (const candidate of candidates) {
-    if (exclude.has(candidate.sku)) continue;
-    let contribution: number;
-    if (candidate.source === 'similar') {
-      const anchor = bySku.get(candidate.via);
-      if (!anchor) continue;
-      contribution = anchor.weight * candidate.score;
-    } else if (candidate.source === 'self') {
-      // What they looked at or carted and did not buy is worth showing again (where the store sells it).
-      const anchor = bySku.get(candidate.sku);
-      if (!anchor || anchor.kind === 3) continue;
-      contribution = anchor.weight;
-    } else continue;
-    const entry = scored.get(candidate.sku);
-    if (!entry)
-      scored.set(candidate.sku, { score: contribution, best: contribution, via: candidate });
-    else {
-      entry.score += contribution;
-      if (contribution > entry.best) {
-        entry.best = contribution;
-        entry.via = candidate;
-      }
-    }
-  }
-  return [...scored.entries()]
-    .sort((a, b) => b[1].score - a[1].score || a[0].localeCompare(b[0]))
-    .map(([sku, { score, via }]) => ({
-      sku,
-      name: via.name,
-      category: via.category,
-      score: round(score),
-      reason: personalReason(via, bySku),
-    }));
-}
-
-/** "you viewed X online", "you added X to your cart online", "you bought X in store". */
-function did(kind: 1 | 2 | 3, item: string, channel: 'online' | 'offline'): string {
-  const where = channel === 'online' ? 'online' : 'in store';
-  if (kind === 2) return `you added ${item} to your cart ${where}`;
-  return `you ${kind === 3 ? 'bought' : 'viewed'} ${item} ${where}`;
-}
-
-const SIMILAR = { 1: 'similar_to_viewed', 2: 'similar_to_carted', 3: 'similar_to_bought' } as const;
-
-function personalReason(
-  via: Candidate,
-  anchors: ReadonlyMap<string, Anchor>,
-): RecommendationReason {
-  const self = via.source === 'self';
-  const anchorSku = self ? via.sku : via.via;
-  const anchor = anchors.get(anchorSku) as Anchor;
-  const because = { sku: anchorSku, name: self ? via.name : via.via_name, channel: anchor.channel };
-  if (self)
-    return {
-      type: anchor.kind === 2 ? 'carted' : 'viewed',
-      text: did(anchor.kind, 'it', anchor.channel),
-      because,
-    };
-  return {
-    type: SIMILAR[anchor.kind],
-    text: `because ${did(anchor.kind, because.name, anchor.channel)}`,
-    because,
-  };
-}
-
-/** The personal items, then popularity (store, city, overall) for the rest, no item twice. */
-function fill(
-  personal: readonly RecommendedItem[],
-  candidates: readonly Candidate[],
-  exclude: ReadonlySet<string>,
-  limit: number,
-  settings: RecommendationSettings,
-): RecommendedItem[] {
-  const items = personal.slice(0, limit);
-  const taken = new Set(items.map((item) => item.sku));
-  const lately =
-    settings.popularityDays === 7 ? 'this week' : `in the last ${settings.popularityDays} days`;
-  const reasons: Record<'store' | 'city' | 'all', RecommendationReason> = {
-    store: { type: 'popular_at_store', text: `popular at this store ${lately}` },
-    city: { type: 'popular_in_city', text: `popular in this city ${lately}` },
-    all: { type: 'popular', text: 'popular across our stores and shop' },
-  };
-  for (const source of ['store', 'city', 'all'] as const) {
-    const ranked = candidates
-      .filter((c) => c.source === source && !taken.has(c.sku) && !exclude.has(c.sku))
-      .sort((a, b) => b.score - a.score || a.sku.localeCompare(b.sku));
-    for (const candidate of ranked) {
-      if (items.length >= limit) return items;
-      taken.add(candidate.sku);
-      items.push({
-        sku: candidate.sku,
-        name: candidate.name,
-        category: candidate.category,
-        score: round(candidate.score),
-        reason: reasons[source],
-      });
-    }
-  }
-  return items;
-}
-
 function parseTrait(value: string): string | undefined {
   if (!value) return undefined;
   try {
@@ -483,5 +279,3 @@ function parseTrait(value: string): string | undefined {
     return undefined;
   }
 }
-
-const round = (n: number) => Math.round(n * 10_000) / 10_000;

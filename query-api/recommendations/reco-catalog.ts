@@ -1,0 +1,80 @@
+/**
+ * What a recommendation model answers without reading anyone's data — the
+ * products' names and categories, the stores and what they sell, the
+ * popularity lists — read once per model and kept in memory.
+ */
+import { selectRows } from '../../warehouse/select.js';
+import type { Warehouse } from '../../warehouse/warehouse.js';
+
+/** How many items of each popularity list are kept in memory: enough to fill a list among what a store sells. */
+const POPULAR_KEPT = 500;
+
+/** What a model answers without reading anyone's data: names and categories, stores, popularity lists. */
+export interface ModelCatalog {
+  readonly products: ReadonlyMap<string, { readonly name: string; readonly category: string }>;
+  readonly stores: ReadonlyMap<
+    string,
+    { readonly city: string; readonly sells: ReadonlySet<string> }
+  >;
+  /** Best first, by `store:ID`, `city:NAME` and `all`. */
+  readonly popular: ReadonlyMap<
+    string,
+    readonly { readonly sku: string; readonly score: number }[]
+  >;
+}
+
+/**
+ * The catalogue and popularity lists of the newest model, read once per
+ * model and kept in memory (a few thousand rows), so a request reads only
+ * what is about its profile.
+ */
+export function catalogCache(warehouse: Warehouse) {
+  let cached: { model: number; catalog: Promise<ModelCatalog> } | undefined;
+  return (model: number): Promise<ModelCatalog> => {
+    if (cached?.model !== model) {
+      const catalog = loadCatalog(warehouse, model);
+      cached = { model, catalog };
+      // A failed load is not kept: the next request tries again.
+      catalog.catch(() => {
+        if (cached?.catalog === catalog) cached = undefined;
+      });
+    }
+    return cached.catalog;
+  };
+}
+
+async function loadCatalog(warehouse: Warehouse, model: number): Promise<ModelCatalog> {
+  const t = (name: string) => warehouse.table(name);
+  const [products, stores, popular] = await Promise.all([
+    selectRows<{ sku: string; name: string; category: string }>(
+      warehouse.client,
+      `SELECT sku, name, category FROM ${t('products')}`,
+    ),
+    selectRows<{ store_id: string; city: string; categories: string[] }>(
+      warehouse.client,
+      `SELECT store_id, city, categories FROM ${t('stores')}`,
+    ),
+    selectRows<{ scope: string; scope_id: string; sku: string; score: number }>(
+      warehouse.client,
+      `SELECT scope, scope_id, sku, score FROM ${t('reco_popularity')}
+       WHERE model = {model:UInt64}
+       ORDER BY scope, scope_id, score DESC, sku
+       LIMIT {kept:UInt32} BY scope, scope_id`,
+      { model, kept: POPULAR_KEPT },
+    ),
+  ]);
+  const lists = new Map<string, { sku: string; score: number }[]>();
+  for (const row of popular) {
+    const key = row.scope === 'all' ? 'all' : `${row.scope}:${row.scope_id}`;
+    const list = lists.get(key) ?? [];
+    list.push({ sku: row.sku, score: Number(row.score) });
+    lists.set(key, list);
+  }
+  return {
+    products: new Map(products.map((p) => [p.sku, { name: p.name, category: p.category }])),
+    stores: new Map(
+      stores.map((s) => [s.store_id, { city: s.city, sells: new Set(s.categories) }]),
+    ),
+    popular: lists,
+  };
+}
