@@ -356,8 +356,10 @@ describe(runAnalystQuery.name, () => {
       { profile_id: 'prf_b', orders: 0, revenue: 0 },
     ]);
     expect(
-      await rows(`SELECT order_id FROM events WHERE channel = 'online' AND order_id != ''
-        UNION ALL SELECT order_id FROM orders WHERE channel = 'offline' ORDER BY order_id`),
+      await rows(`SELECT order_id FROM (
+          SELECT order_id FROM events WHERE channel = 'online' AND order_id != ''
+          UNION ALL SELECT order_id FROM orders WHERE channel = 'offline'
+        ) ORDER BY order_id`),
     ).toEqual([{ order_id: 'o1' }, { order_id: 'r1' }]);
   });
 
