@@ -1,6 +1,7 @@
 import { runEventStoreBench } from './eventstore.bench.js';
 import { runIdentityBench } from './identity.bench.js';
 import { runIngestBench } from './ingest.bench.js';
+import { runPrivacyBench } from './privacy.bench.js';
 import { runProjectionsBench } from './projections.bench.js';
 import { runRecommendationsBench } from './recommendations.bench.js';
 import type { BenchOptions } from './report.js';
@@ -39,5 +40,10 @@ export const BENCHMARKS: Readonly<
     summary:
       'recall@10 and NDCG@10 of the model vs popularity on held-out purchases of 100k shoppers; p50/p95 of the endpoint',
     run: runRecommendationsBench,
+  },
+  privacy: {
+    summary:
+      'access export and erasure of one person with 10k events across channels, through the API, vs reading their events back',
+    run: runPrivacyBench,
   },
 };

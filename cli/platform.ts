@@ -10,13 +10,26 @@ import type { Logger } from 'pino';
 import { Gauge, Registry } from 'prom-client';
 import { openResolver, type Resolver } from '../identity/resolver.js';
 import { createIngestor, type Ingestor } from '../ingest/ingestor.js';
+import { writeAccessExport } from '../privacy/access-export.js';
 import { openAuditLog } from '../privacy/audit.js';
-import { IdentifierHasher, identifierFromText } from '../privacy/identifiers.js';
+import {
+  IdentifierHasher,
+  identifierFromText,
+  type NormaliseOptions,
+} from '../privacy/identifiers.js';
 import type { KeyStore } from '../privacy/keystore.js';
 import { openLmdbKeyStore } from '../privacy/keystore.lmdb.js';
+import { createPrivacyRunner } from '../privacy/request-runner.js';
+import { openPrivacyRequests } from '../privacy/requests.js';
 import { loadSecret } from '../privacy/secrets.js';
+import type { SuppressionList } from '../privacy/suppression.js';
 import { openLmdbSuppressionList } from '../privacy/suppression.lmdb.js';
-import { openProjector, type Projector } from '../projections/projector.js';
+import {
+  DEFAULT_PROJECTOR,
+  openProjector,
+  type Projector,
+  readCheckpoint,
+} from '../projections/projector.js';
 import { buildApp } from '../query-api/app.js';
 import { openKeyRegistry } from '../query-api/keys/key-registry.js';
 import { readinessChecks } from '../query-api/readiness.js';
@@ -44,6 +57,8 @@ export interface Platform {
   readonly resolver: Resolver | undefined;
   /** The warehouse projector, when this process runs it. */
   readonly projector: Projector | undefined;
+  /** The warehouse, when this process opened it (projector or API). */
+  readonly warehouse: Warehouse | undefined;
   /** Stops accepting requests, finishes those in flight, closes the stores the platform opened. */
   close(): Promise<void>;
 }
@@ -53,7 +68,9 @@ export interface IngestSide {
   readonly metrics: Registry;
   readonly writeKey: { readonly value: string; readonly generated: boolean };
   readonly keyStore: KeyStore;
+  readonly suppression: SuppressionList;
   readonly hasher: IdentifierHasher;
+  readonly normalise: NormaliseOptions;
   close(): Promise<void>;
 }
 
@@ -94,23 +111,27 @@ export async function openIngest(runtime: Runtime): Promise<IngestSide> {
   const suppression = await openLmdbSuppressionList({ path: join(config.dataDir, 'suppression') });
   const metrics = new Registry();
   const hasher = new IdentifierHasher(hashing.secret);
+  const normalise: NormaliseOptions = {
+    defaultCountryCode: config.defaultPhoneCountryCode,
+    neverLink: neverLinkTest(runtime.identityRules),
+  };
   const ingestor = createIngestor({
     eventStore,
     keyStore,
     suppression,
     hasher,
-    normalise: {
-      defaultCountryCode: config.defaultPhoneCountryCode,
-      neverLink: neverLinkTest(runtime.identityRules),
-    },
+    normalise,
     metrics,
+    consentPurposes: config.consent.purposes,
   });
   return {
     ingestor,
     metrics,
     writeKey,
     keyStore,
+    suppression,
     hasher,
+    normalise,
     close: async () => {
       await Promise.all([keyStore.close(), suppression.close()]);
     },
@@ -152,6 +173,8 @@ export interface PlatformOptions {
   readonly host: string;
   readonly port: number;
   readonly parts: readonly Part[];
+  /** Fault injection for crash tests: the privacy runner stops right after this step, as if killed. */
+  readonly privacyCrashAfter?: string;
 }
 
 /**
@@ -198,6 +221,33 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
           log: runtime.logger.child({ part: 'recommendations' }),
         })
       : undefined;
+  const audit = openAuditLog(eventStore);
+  const parseIdentifier = (text: string) =>
+    identifierFromText(text, ingest.hasher, { defaultCountryCode: config.defaultPhoneCountryCode });
+  const requests = openPrivacyRequests({ eventStore, keyStore: ingest.keyStore });
+  const privacy = warehouse
+    ? createPrivacyRunner({
+        eventStore,
+        keyStore: ingest.keyStore,
+        suppression: ingest.suppression,
+        warehouse,
+        requests,
+        audit,
+        parseIdentifier,
+        projectedUpTo: async () => (await readCheckpoint(warehouse, DEFAULT_PROJECTOR))?.position,
+        log: runtime.logger.child({ part: 'privacy' }),
+        ...(options.privacyCrashAfter ? { crashAfter: options.privacyCrashAfter } : {}),
+      })
+    : undefined;
+  // Requests run beside the projector (one runner per deployment); an API elsewhere only files them.
+  const stopPrivacy =
+    privacy && runs('projector')
+      ? inBackground(
+          privacy,
+          runtime.logger,
+          'the privacy runner stopped; requests wait for a restart',
+        )
+      : undefined;
   const app = await buildApp({
     ingestor: ingest.ingestor,
     writeKeys: runs('ingest') ? keys.writeKeys : { resolve: () => undefined },
@@ -208,15 +258,29 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
       ? {
           api: {
             keys,
-            audit: openAuditLog(eventStore),
+            audit,
             warehouse,
             eventStore,
             keyStore: ingest.keyStore,
-            parseIdentifier: (text: string) =>
-              identifierFromText(text, ingest.hasher, {
-                defaultCountryCode: config.defaultPhoneCountryCode,
-              }),
+            parseIdentifier,
             segments,
+            privacy: {
+              requests,
+              filed: () => privacy?.nudge(),
+              exportAccess: (person, requestId, out) =>
+                writeAccessExport(
+                  {
+                    eventStore,
+                    keyStore: ingest.keyStore,
+                    warehouse,
+                    hasher: ingest.hasher,
+                    normalise: ingest.normalise,
+                  },
+                  person,
+                  out,
+                  { requestId },
+                ),
+            },
             recommendations: DEFAULT_RECOMMENDATION_SETTINGS,
             requestsPerMinute: config.api.requestsPerMinute,
           },
@@ -232,11 +296,13 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
     adminKey,
     resolver: resolver?.resolver,
     projector: projection?.projector,
+    warehouse,
     close: async () => {
       clearInterval(refreshKeys);
       await app.close();
       await stopRefreshes?.();
       await stopModelRefreshes?.();
+      await stopPrivacy?.();
       await resolver?.stop();
       await projection?.stop();
       await warehouse?.close();

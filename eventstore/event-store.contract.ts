@@ -412,6 +412,24 @@ export function describeEventStoreContract(
         expect(await collect(store.readStream(kept))).toHaveLength(2);
       });
 
+      it('scrubs without touching live streams or tombstones', async () => {
+        const doomed = streamName('scrub');
+        const kept = streamName('keep');
+        const events = makeEvents(3);
+        await store.append(doomed, makeEvents(5));
+        await store.append(kept, events);
+        await store.deleteStream(doomed);
+        await store.scrub();
+        await store.scrub();
+        expect((await collect(store.readStream(kept))).map((event) => event.id)).toEqual(
+          events.map((event) => event.id),
+        );
+        await expect(collect(store.readStream(doomed))).rejects.toBeInstanceOf(StreamDeletedError);
+        await expect(
+          store.append(doomed, makeEvents(1), { expected: 'no_stream' }),
+        ).rejects.toBeInstanceOf(StreamDeletedError);
+      });
+
       it(`${options.deleteRemovesFromAll ? 'removes' : 'keeps until a scavenge'} the events in readAll`, async () => {
         const stream = streamName('del');
         const result = await store.append(stream, makeEvents(4));

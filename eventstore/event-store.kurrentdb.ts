@@ -8,7 +8,7 @@
  *
  * Deleting tombstones the stream. KurrentDB keeps the bytes until a scavenge runs,
  * and until then the tombstoned events stay readable from `$all`. Scavenging is
- * the operator's job, not this adapter's.
+ * the operator's job, not this adapter's: `scrub` does nothing (see there).
  */
 import { addAbortSignal } from 'node:stream';
 import * as kdb from '@kurrent/kurrentdb-client';
@@ -186,6 +186,21 @@ class KurrentDbEventStore implements EventStore {
       const mapped = portError(error, stream);
       if (!(mapped instanceof StreamDeletedError)) throw mapped;
     }
+  }
+
+  /**
+   * Does nothing: deleted events leave KurrentDB's files only when a scavenge
+   * rewrites the chunks holding them, and this client (1.x) cannot start one.
+   * Its public API has no scavenge call (the Operations service's
+   * StartScavenge exists only in its generated gRPC code); a scavenge runs per
+   * node and needs operations rights, which an application's connection
+   * should not hold. Operators scavenge every node after erasures (`POST
+   * /admin/scavenge`, the admin UI, or auto-scavenge); until then the erased
+   * people's personal data is unreadable anyway, because their keys are
+   * destroyed.
+   */
+  async scrub(): Promise<void> {
+    this.assertOpen();
   }
 
   async headPosition(): Promise<Position | undefined> {

@@ -1,14 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { open } from 'lmdb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeEventStoreContract } from './event-store.contract.js';
-import type { EventStore } from './event-store.js';
+import { type EventData, type EventStore, StreamDeletedError } from './event-store.js';
 import { openLmdbEventStore } from './event-store.lmdb.js';
+import { RecordCodec } from './event-store.lmdb.records.js';
 import { appenderChild, collect, makeEvents } from './testing/helpers.js';
 
 async function tempDir(): Promise<string> {
@@ -162,6 +164,140 @@ describe(openLmdbEventStore.name, () => {
     expect(all.some((event) => JSON.stringify(event.data).includes(marker))).toBe(false);
   });
 });
+
+describe('erasure from the LMDB files', () => {
+  const dirs: string[] = [];
+  afterEach(async () => {
+    await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+  });
+
+  /** An identifier hash as erasure sees them: 43 base64url characters. */
+  const identifierHash = () => randomBytes(32).toString('base64url');
+  /** Events whose data carries `hash`; every `bigEvery`-th one over 4 KB, so on overflow pages. */
+  const eventsOf = (hash: string, count: number, bigEvery = 0): EventData[] =>
+    makeEvents(count).map((event, i) => ({
+      ...event,
+      data: {
+        identifiers: [hash],
+        page: `https://shop.example/p/${i}`,
+        ...(bigEvery && i % bigEvery === 0 ? { blob: 'b'.repeat(6000) } : {}),
+      },
+    }));
+
+  it('leaves no byte of a deleted stream in any file after scrub, and keeps every other stream', async () => {
+    const path = await tempDir();
+    dirs.push(path);
+    let store = await openLmdbEventStore({ path });
+    const doomed = Array.from({ length: 3 }, () => identifierHash());
+    const kept = Array.from({ length: 600 }, () => identifierHash());
+    const keptEvents = new Map<string, EventData[]>(kept.map((hash) => [hash, []]));
+    // Interleaved appends, so the doomed events sit between others in every database,
+    // and enough streams that the indexes have branch pages.
+    for (let round = 0; round < 3; round++) {
+      await Promise.all([
+        ...kept.map((hash, i) => {
+          const events = eventsOf(hash, 1 + (i % 3), i % 50 === 0 ? 1 : 0);
+          keptEvents.get(hash)?.push(...events);
+          return store.append(`email-${hash}`, events);
+        }),
+        ...doomed.flatMap((hash) =>
+          [1, 4, 2].map(() => store.append(`email-${hash}`, eventsOf(hash, 3, 2))),
+        ),
+      ]);
+    }
+    for (const hash of doomed) {
+      expect(await occurrences(path, hash)).toBeGreaterThan(0);
+      await store.deleteStream(`email-${hash}`);
+    }
+    await store.scrub();
+    await store.close();
+
+    for (const hash of doomed) expect(await occurrences(path, hash)).toBe(0);
+    store = await openLmdbEventStore({ path });
+    try {
+      for (const hash of doomed) {
+        await expect(collect(store.readStream(`email-${hash}`))).rejects.toBeInstanceOf(
+          StreamDeletedError,
+        );
+        await expect(
+          store.append(`email-${hash}`, makeEvents(1), { expected: 'no_stream' }),
+        ).rejects.toBeInstanceOf(StreamDeletedError);
+      }
+      for (const [hash, events] of keptEvents) {
+        const read = await collect(store.readStream(`email-${hash}`));
+        expect(read.map((event) => [event.id, event.data])).toEqual(
+          events.map((event) => [event.id, event.data]),
+        );
+      }
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+
+  it('opens a store written before digests: streams, tombstones and retries keep working, and the names leave', async () => {
+    const path = await tempDir();
+    dirs.push(path);
+    const live = `email-${identifierHash()}`;
+    const gone = `email-${identifierHash()}`;
+    const events = makeEvents(2);
+    await writeLegacyStore(path, live, events, gone);
+    expect(await occurrences(path, gone)).toBeGreaterThan(0);
+
+    const store = await openLmdbEventStore({ path });
+    try {
+      expect((await collect(store.readStream(live))).map((event) => event.id)).toEqual(
+        events.map((event) => event.id),
+      );
+      await expect(collect(store.readStream(gone))).rejects.toBeInstanceOf(StreamDeletedError);
+      await expect(store.append(gone, makeEvents(1))).rejects.toBeInstanceOf(StreamDeletedError);
+      const retry = await store.append(live, events, { expected: 'no_stream' });
+      expect(retry.nextExpectedRevision).toBe(1);
+      expect((await store.append(live, makeEvents(1), { expected: 1 })).nextExpectedRevision).toBe(
+        2,
+      );
+    } finally {
+      await store.close();
+    }
+    expect(await occurrences(path, gone)).toBe(0);
+    const reopened = await openLmdbEventStore({ path });
+    await expect(collect(reopened.readStream(live))).resolves.toHaveLength(3);
+    await reopened.close();
+  });
+});
+
+/** How often `needle` occurs in all the files of `dir`. */
+async function occurrences(dir: string, needle: string): Promise<number> {
+  let count = 0;
+  for (const file of await readdir(dir)) {
+    const content = await readFile(join(dir, file));
+    for (let at = content.indexOf(needle); at >= 0; at = content.indexOf(needle, at + 1)) count++;
+  }
+  return count;
+}
+
+/** The layout the adapter wrote before digests: one live stream of `events`, one tombstone. */
+async function writeLegacyStore(path: string, live: string, events: EventData[], gone: string) {
+  const root = open({ path, maxDbs: 8, compression: false });
+  const log = root.openDB<Buffer, number>({ name: 'log', encoding: 'binary' });
+  const segments = root.openDB<[number, number, string], [string, number]>({ name: 'segments' });
+  const appends = root.openDB<[string, number], string>({ name: 'appends' });
+  const streams = root.openDB<[number, 0 | 1], string>({ name: 'streams' });
+  const meta = root.openDB<number, string>({ name: 'meta', encoding: 'ordered-binary' });
+  const codec = new RecordCodec();
+  const ids = events.map((event) => event.id.toLowerCase());
+  await root.transaction(() => {
+    events.forEach((event, i) => {
+      const body = codec.body(event, ids[i] as string, Date.now());
+      log.put(i + 1, codec.record(codec.header(live), i, body));
+    });
+    segments.put([live, 0], [1, events.length, ids[0] as string]);
+    appends.put(ids[0] as string, [live, 0]);
+    streams.put(live, [events.length - 1, 0]);
+    streams.put(gone, [4, 1]);
+    meta.put('head', events.length + 5);
+  });
+  await root.close();
+}
 
 /** How a child ended: `exit 0`, or its code or signal with the end of its stderr. */
 async function exitOf(child: ChildProcess): Promise<string> {

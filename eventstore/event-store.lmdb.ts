@@ -1,16 +1,21 @@
 /**
  * The embedded event store: LMDB files under the data directory.
  *
- * Layout (one LMDB environment, five named databases):
- *   log       position → record [stream, revision, id, type, recordedAtMs, data, metadata]
- *   segments  [stream, first revision] → [first position, count, first event id]:
- *             one entry per append, whose events have contiguous revisions and
- *             positions, so a stream is read by expanding its segments
- *   appends   first event id of an append → [stream, first revision]: finds a
- *             retried append (KurrentDB's idempotency: the same ids again)
- *   streams   stream → [last revision, deleted flag]
- *   meta      "head" → last position ever assigned (never reused, even when the
- *             newest events are deleted, so a subscriber's checkpoint stays valid)
+ * Layout (one LMDB environment, five named databases and the scrub's filler):
+ *   log              position → record [stream, revision, id, type, recordedAtMs, data, metadata]
+ *   stream-segments  [digest, first revision] → [first position, count, first event id]:
+ *                    one entry per append, whose events have contiguous revisions
+ *                    and positions, so a stream is read by expanding its segments
+ *   stream-appends   first event id of an append → [digest, first revision]: finds a
+ *                    retried append (KurrentDB's idempotency: the same ids again)
+ *   stream-states    digest → [last revision, deleted flag]; a deleted stream's
+ *                    entry is its tombstone
+ *   meta             "head" → last position ever assigned (never reused, even when the
+ *                    newest events are deleted, so a subscriber's checkpoint stays valid)
+ * The digest is `nameDigest(stream)` (SHA-256): the indexes never hold a
+ * stream name, because LMDB keeps removed keys in its branch pages
+ * (lmdb-scrub.ts). Stores written before held names (`streams`, `segments`,
+ * `appends`); opening one moves them to digests once.
  *
  * An append costs one log write per event plus four writes in all. A per-event
  * id index would double the cost: random UUID keys dirty a B-tree page per
@@ -30,6 +35,11 @@
  * Subscribers wait on a promise resolved after each commit; they never poll.
  * Commits by other processes on the same files wake them through a file
  * watch on the data file.
+ *
+ * Erasure: `deleteStream` overwrites every value it removes with zeros first
+ * and then re-writes the log around what it removed, and `scrub` overwrites
+ * the free pages, so a deleted stream's bytes leave the files; only its
+ * digest stays, as the tombstone (lmdb-scrub.ts says why each step is needed).
  */
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
@@ -62,6 +72,14 @@ import {
   toPosition,
   toRecordedEvent,
 } from './event-store.lmdb.records.js';
+import {
+  assertComplete,
+  FreePageScrubber,
+  moveDatabase,
+  nameDigest,
+  removeZeroed,
+  touchAround,
+} from './lmdb-scrub.js';
 
 export interface LmdbEventStoreOptions {
   /** Directory holding the LMDB files; created when missing. */
@@ -76,26 +94,34 @@ type StreamState = [lastRevision: number, deleted: 0 | 1];
 const DEFAULT_MAX_APPEND_BYTES = 16 * 1024 * 1024;
 const PAGE_SIZE = 512;
 const HEAD_KEY = 'head';
+/** Two 4 KiB pages' worth of log entries on each side of a deleted run (lmdb-scrub.ts). */
+const TOUCH_REACH_BYTES = 2 * 4096;
 const LAST_KEY = Number.MAX_SAFE_INTEGER;
 
 /** Opens (creating if needed) the embedded event store at `options.path`. */
 export async function openLmdbEventStore(options: LmdbEventStoreOptions): Promise<EventStore> {
-  const root = open({ path: options.path, maxDbs: 8, compression: false });
-  return new LmdbEventStore(
+  const root = open({ path: options.path, maxDbs: 12, compression: false });
+  const store = new LmdbEventStore(
     root,
     new CommitSignal(join(options.path, 'data.mdb')),
     options.maxAppendBytes ?? DEFAULT_MAX_APPEND_BYTES,
   );
+  await store.moveNamesToDigests();
+  return store;
 }
 
 class LmdbEventStore implements EventStore {
   readonly kind = 'lmdb';
   private readonly log: Database<Buffer, number>;
+  /** Keyed by [nameDigest(stream), first revision]. */
   private readonly segments: Database<Segment, [string, number]>;
+  /** Valued [nameDigest(stream), first revision]. */
   private readonly appends: Database<[string, number], string>;
+  /** Keyed by nameDigest(stream). */
   private readonly streams: Database<StreamState, string>;
   private readonly meta: Database<number, string>;
   private readonly codec = new RecordCodec();
+  private readonly scrubber: FreePageScrubber;
   private closed = false;
 
   constructor(
@@ -104,10 +130,49 @@ class LmdbEventStore implements EventStore {
     private readonly maxAppendBytes: number,
   ) {
     this.log = root.openDB({ name: 'log', encoding: 'binary' });
-    this.segments = root.openDB({ name: 'segments' });
-    this.appends = root.openDB({ name: 'appends' });
-    this.streams = root.openDB({ name: 'streams' });
+    this.segments = root.openDB({ name: 'stream-segments' });
+    this.appends = root.openDB({ name: 'stream-appends' });
+    this.streams = root.openDB({ name: 'stream-states' });
     this.meta = root.openDB({ name: 'meta', encoding: 'ordered-binary' });
+    this.scrubber = new FreePageScrubber(root);
+  }
+
+  /**
+   * Moves a store written before digests (`streams`, `segments`, `appends`,
+   * which held names) to the digest-keyed databases, then scrubs, so the
+   * names leave with the old pages.
+   */
+  async moveNamesToDigests(): Promise<void> {
+    const digestOf = (stream: string, revision: number): [string, number] => [
+      nameDigest(stream),
+      revision,
+    ];
+    const moved = [
+      await moveDatabase(
+        this.root,
+        'streams',
+        this.streams,
+        (stream: string, state: StreamState) => [nameDigest(stream), state],
+      ),
+      await moveDatabase(
+        this.root,
+        'segments',
+        this.segments,
+        ([stream, revision]: [string, number], segment: Segment) => [
+          digestOf(stream, revision),
+          segment,
+        ],
+      ),
+      await moveDatabase(
+        this.root,
+        'appends',
+        this.appends,
+        (id: string, [stream, revision]: [string, number]) => [id, digestOf(stream, revision)],
+      ),
+    ];
+    if (moved.some((count) => count > 0)) {
+      assertComplete(await this.scrubber.scrub(), 'moving the stream indexes to digests');
+    }
   }
 
   async append(
@@ -126,8 +191,9 @@ class LmdbEventStore implements EventStore {
     if (bytes > this.maxAppendBytes)
       throw new EventTooLargeError(stream, bytes, this.maxAppendBytes);
 
+    const key = nameDigest(stream);
     const result = await this.root.childTransaction(() =>
-      this.appendInTransaction(stream, ids, bodies, expected),
+      this.appendInTransaction(stream, key, ids, bodies, expected),
     );
     await this.root.flushed;
     this.commits.committed();
@@ -136,14 +202,15 @@ class LmdbEventStore implements EventStore {
 
   private appendInTransaction(
     stream: string,
+    key: string,
     ids: readonly string[],
     bodies: readonly Buffer[],
     expected: ExpectedState,
   ): AppendResult {
-    const state = this.streams.get(stream);
+    const state = this.streams.get(key);
     if (state?.[1] === 1) throw new StreamDeletedError(stream);
     const current = state ? state[0] : -1;
-    const retried = ids[0] === undefined ? undefined : this.findRetry(stream, ids);
+    const retried = ids[0] === undefined ? undefined : this.findRetry(stream, key, ids);
     if (retried) return retried;
     if (
       (expected === 'no_stream' && current !== -1) ||
@@ -161,10 +228,10 @@ class LmdbEventStore implements EventStore {
     records.forEach((record, i) => {
       this.log.put(head + 1 + i, record);
     });
-    this.segments.put([stream, current + 1], [head + 1, ids.length, ids[0]]);
-    this.appends.put(ids[0], [stream, current + 1]);
+    this.segments.put([key, current + 1], [head + 1, ids.length, ids[0]]);
+    this.appends.put(ids[0], [key, current + 1]);
     const last = current + ids.length;
-    this.streams.put(stream, [last, 0]);
+    this.streams.put(key, [last, 0]);
     this.meta.put(HEAD_KEY, head + ids.length);
     return { nextExpectedRevision: last, position: toPosition(head + ids.length) };
   }
@@ -175,10 +242,10 @@ class LmdbEventStore implements EventStore {
    * A first id already used otherwise (another stream, other companions) is a
    * conflict, never silently written twice.
    */
-  private findRetry(stream: string, ids: readonly string[]): AppendResult | undefined {
+  private findRetry(stream: string, key: string, ids: readonly string[]): AppendResult | undefined {
     const earlier = this.appends.get(ids[0] as string);
     if (!earlier) return undefined;
-    const segment = earlier[0] === stream ? this.segments.get(earlier) : undefined;
+    const segment = earlier[0] === key ? this.segments.get(earlier) : undefined;
     const isRetry =
       segment !== undefined &&
       segment[1] === ids.length &&
@@ -190,24 +257,62 @@ class LmdbEventStore implements EventStore {
     };
   }
 
+  /**
+   * Removes the stream's entries from every database, each value overwritten
+   * with zeros first; its digest's state entry stays as the tombstone. Then,
+   * in a later transaction, re-writes the log entries around each removed
+   * run, so that no live page keeps an old copy of a removed event (LMDB
+   * leaves copies of moved entries in the pages they left: lmdb-scrub.ts).
+   * The freed pages keep the bytes until `scrub`.
+   */
   async deleteStream(stream: string): Promise<void> {
     this.assertOpen();
     assertValidStreamName(stream);
-    await this.root.childTransaction(() => {
-      const state = this.streams.get(stream);
-      if (state?.[1] === 1) return;
-      for (const { key, value } of this.segments.getRange({
-        start: [stream, 0],
-        end: [stream, LAST_KEY],
-      })) {
-        const [firstPosition, count, firstId] = value;
-        for (let i = 0; i < count; i++) this.log.remove(firstPosition + i);
-        this.appends.remove(firstId);
-        this.segments.remove(key);
+    const key = nameDigest(stream);
+    const runs = await this.root.childTransaction(() => {
+      const state = this.streams.get(key);
+      if (state?.[1] === 1) return [];
+      const segments = [...this.segments.getRange({ start: [key, 0], end: [key, LAST_KEY] })];
+      for (const { key: segmentKey, value } of segments) {
+        removeZeroed(this.appends, value[2]);
+        removeZeroed(this.segments, segmentKey);
       }
-      this.streams.put(stream, [state ? state[0] : -1, 1]);
+      this.streams.put(key, [state ? state[0] : -1, 1]);
+      // The log last: a log page this transaction frees is reused, unzeroed, for
+      // the next page it copies, and only log pages near these runs are copied
+      // after it; the touch below rewrites those.
+      for (const [firstPosition, count] of segments.map(({ value }) => value)) {
+        for (let i = 0; i < count; i++) removeZeroed(this.log, firstPosition + i);
+      }
+      return this.deletedRuns(segments.map(({ value: [first, count] }) => [first, count]));
     });
+    if (runs.length > 0) {
+      await this.root.childTransaction(() => touchAround(this.log, runs, TOUCH_REACH_BYTES));
+    }
     await this.root.flushed;
+  }
+
+  /**
+   * The maximal runs of removed positions: appends' ranges sorted, and joined
+   * where no live event lies between them, so the touch walks from each run
+   * once (a stream of single-event appends gives thousands of ranges).
+   */
+  private deletedRuns(ranges: [first: number, count: number][]): { first: number; last: number }[] {
+    const runs: { first: number; last: number }[] = [];
+    for (const [first, count] of ranges.sort((a, b) => a[0] - b[0])) {
+      const previous = runs[runs.length - 1];
+      const between = previous && [
+        ...this.log.getKeys({ start: previous.last, end: first, limit: 1 }),
+      ];
+      if (previous && between?.length === 0) previous.last = first + count - 1;
+      else runs.push({ first, last: first + count - 1 });
+    }
+    return runs;
+  }
+
+  async scrub(): Promise<void> {
+    this.assertOpen();
+    assertComplete(await this.scrubber.scrub(), 'scrubbing the event store');
   }
 
   async *readStream(
@@ -215,7 +320,8 @@ class LmdbEventStore implements EventStore {
     options: ReadStreamOptions = {},
   ): AsyncGenerator<RecordedEvent> {
     this.assertOpen();
-    const state = this.streams.get(stream);
+    const key = nameDigest(stream);
+    const state = this.streams.get(key);
     if (!state) throw new StreamNotFoundError(stream);
     if (state[1] === 1) throw new StreamDeletedError(stream);
     const backwards = options.direction === 'backwards';
@@ -223,7 +329,7 @@ class LmdbEventStore implements EventStore {
     let next = from === 'start' ? 0 : from === 'end' ? state[0] + (backwards ? 0 : 1) : from;
     let remaining = options.maxCount ?? Number.POSITIVE_INFINITY;
     while (remaining > 0 && next >= 0 && next <= state[0]) {
-      const page = this.readStreamPage(stream, next, backwards, Math.min(PAGE_SIZE, remaining));
+      const page = this.readStreamPage(key, next, backwards, Math.min(PAGE_SIZE, remaining));
       if (page.length === 0) return;
       remaining -= page.length;
       next = (page[page.length - 1] as RecordedEvent).revision + (backwards ? -1 : 1);
@@ -232,9 +338,9 @@ class LmdbEventStore implements EventStore {
     }
   }
 
-  /** Up to `limit` events of `stream` from revision `from` (inclusive), walking its segments. */
+  /** Up to `limit` events of the stream `key` digests, from revision `from` (inclusive), walking its segments. */
   private readStreamPage(
-    stream: string,
+    key: string,
     from: number,
     backwards: boolean,
     limit: number,
@@ -242,9 +348,9 @@ class LmdbEventStore implements EventStore {
     const page: RecordedEvent[] = [];
     const step = backwards ? -1 : 1;
     let revision = from;
-    for (const { key, value } of this.segmentsFrom(stream, from, backwards)) {
+    for (const { key: segmentKey, value } of this.segmentsFrom(key, from, backwards)) {
       const [firstPosition, count] = value;
-      const first = key[1];
+      const first = segmentKey[1];
       for (
         ;
         revision >= first && revision < first + count && page.length < limit;
@@ -258,21 +364,21 @@ class LmdbEventStore implements EventStore {
   }
 
   /** The segments holding `revision` and those after it (or before it, backwards). */
-  private segmentsFrom(stream: string, revision: number, backwards: boolean) {
+  private segmentsFrom(key: string, revision: number, backwards: boolean) {
     // The segment holding `revision` starts at or before it: the nearest key at or below.
-    let start: [string, number] = [stream, revision];
-    for (const key of this.segments.getKeys({
-      start: [stream, revision],
-      end: [stream, -1],
+    let start: [string, number] = [key, revision];
+    for (const segmentKey of this.segments.getKeys({
+      start: [key, revision],
+      end: [key, -1],
       reverse: true,
       limit: 1,
     })) {
-      start = key;
+      start = segmentKey;
     }
     return this.segments.getRange(
       backwards
-        ? { start: [stream, revision], end: [stream, -1], reverse: true }
-        : { start, end: [stream, LAST_KEY] },
+        ? { start: [key, revision], end: [key, -1], reverse: true }
+        : { start, end: [key, LAST_KEY] },
     );
   }
 

@@ -9,7 +9,8 @@
  * - `$all` orders every event of every stream by a global position;
  * - `readAll` from a position is inclusive, `subscribeAll` from a position is
  *   exclusive (a subscriber resumes after the checkpoint it stored);
- * - deleting a stream tombstones it: it cannot be read, written or re-created.
+ * - deleting a stream tombstones it: it cannot be read, written or re-created;
+ *   `scrub` then removes the deleted events' bytes from the store's files.
  */
 import { ErrorCodes, TandemError } from '../schemas/errors.js';
 
@@ -106,6 +107,14 @@ export interface EventAppender {
   ): Promise<AppendResult>;
   /** Removes the stream's events and leaves a tombstone. Deleting a deleted stream is a no-op. */
   deleteStream(stream: string): Promise<void>;
+  /**
+   * Overwrites the space deleted events held, so their bytes are gone from
+   * the store's files, not only from every read: erasure calls it after
+   * deleting a person's streams. Costs about one write of the store's free
+   * space. The embedded store does it at once; a KurrentDB server does it at
+   * its next scavenge, which its operators run (the adapter cannot start one).
+   */
+  scrub(): Promise<void>;
 }
 
 /** The read side of the log. */

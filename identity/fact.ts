@@ -4,8 +4,11 @@
  * profile events, the platform's system events — it passes over.
  */
 import { formatPosition, type RecordedEvent } from '../eventstore/event-store.js';
+import { CONSENT_STATED } from '../schemas/consent.js';
 import type { Identifier } from '../schemas/identifier.js';
 import {
+  ERASURE_STREAM_PREFIX,
+  ErasureRequested,
   ForgetRequested,
   IDENTITY_COMMANDS_STREAM,
   IdentityCommandTypes,
@@ -22,7 +25,8 @@ export interface IdentityFact {
   readonly position: string;
   /** When it happened (ms since the epoch). */
   readonly at: number;
-  readonly channel: Channel;
+  /** Where the person was; undefined for a statement that is no visit (a consent platform's). */
+  readonly channel: Channel | undefined;
   readonly sourceKind: string;
   readonly identifiers: readonly Identifier[];
   /** Purpose → granted, when the fact carries a consent statement. */
@@ -45,14 +49,21 @@ export interface ForgetCommand extends ForgetRequested {
   readonly position: string;
 }
 
-export type IdentityInput = IdentityFact | UnlinkCommand | ForgetCommand;
+export interface EraseCommand extends ErasureRequested {
+  readonly kind: 'erase';
+  readonly eventId: string;
+  readonly position: string;
+}
+
+export type IdentityInput = IdentityFact | UnlinkCommand | ForgetCommand | EraseCommand;
 
 type Json = Record<string, unknown>;
 
 /** The event as resolver input, or undefined when identity has nothing to do with it. */
 export function identityInput(event: RecordedEvent): IdentityInput | undefined {
   if (event.stream.startsWith(PROFILE_STREAM_PREFIX)) return undefined;
-  if (event.stream === IDENTITY_COMMANDS_STREAM) return command(event);
+  if (event.stream === IDENTITY_COMMANDS_STREAM || event.stream.startsWith(ERASURE_STREAM_PREFIX))
+    return command(event);
   const envelope = event.data as Json;
   const identifiers = envelope.identifiers;
   if (!Array.isArray(identifiers) || identifiers.length === 0) return undefined;
@@ -64,7 +75,7 @@ export function identityInput(event: RecordedEvent): IdentityInput | undefined {
     eventId: event.id,
     position: formatPosition(event.position),
     at: Number.isNaN(occurredAt) ? event.recordedAt.getTime() : occurredAt,
-    channel: data.channel === 'offline' ? 'offline' : 'online',
+    channel: channelOf(envelope.type, data),
     sourceKind: typeof source.kind === 'string' ? source.kind : 'import',
     identifiers: identifiers as Identifier[],
     consent: consentOf(data),
@@ -73,7 +84,16 @@ export function identityInput(event: RecordedEvent): IdentityInput | undefined {
   };
 }
 
-/** Segment's consent convention on a call, or the purposes a till recorded at sign-up. */
+function channelOf(type: unknown, data: Json): Channel | undefined {
+  if (type === CONSENT_STATED) return undefined;
+  return data.channel === 'offline' ? 'offline' : 'online';
+}
+
+/**
+ * Segment's consent convention on a call, or the purposes a till recorded at
+ * sign-up or a consent platform sent (`data.consent.purposes`). Purposes
+ * beyond the configured ones are kept: SDKs send what their banner asked.
+ */
 function consentOf(data: Json): Record<string, boolean> | undefined {
   const context = data.context as Json | undefined;
   const preferences = (context?.consent as Json | undefined)?.categoryPreferences;
@@ -105,6 +125,10 @@ function command(event: RecordedEvent): IdentityInput | undefined {
   if (event.type === IdentityCommandTypes.forget) {
     const parsed = ForgetRequested.safeParse(event.data);
     return parsed.success ? { kind: 'forget', ...at, ...parsed.data } : undefined;
+  }
+  if (event.type === IdentityCommandTypes.erase) {
+    const parsed = ErasureRequested.safeParse(event.data);
+    return parsed.success ? { kind: 'erase', ...at, ...parsed.data } : undefined;
   }
   return undefined;
 }

@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Identifier } from '../schemas/identifier.js';
-import type { IdentityEvent, IdentityRules } from '../schemas/identity.js';
+import type { ConsentSource, IdentityEvent, IdentityRules } from '../schemas/identity.js';
 import { evolve } from './graph.evolve.js';
 import { type GraphSnapshot, snapshotOf } from './graph.snapshot.js';
 import { HashIndex } from './hash-index.js';
@@ -110,14 +110,21 @@ export class GraphState {
     return profile < 0 ? undefined : profileIdOf(profile);
   }
 
+  /** The profile that absorbed `index`, through every later merge; `index` itself when it was never absorbed. */
+  survivorOf(index: number): number {
+    let survivor = index;
+    for (let next = this.absorbedInto.get(survivor); next !== undefined; ) {
+      survivor = next;
+      next = this.absorbedInto.get(survivor);
+    }
+    return survivor;
+  }
+
   /** A profile by id; an absorbed profile's id leads to the profile that absorbed it. */
   profile(id: string): ProfileView | undefined {
-    let index = profileIndexOf(id);
-    if (!Number.isInteger(index) || index < 0) return undefined;
-    for (let next = this.absorbedInto.get(index); next !== undefined; ) {
-      index = next;
-      next = this.absorbedInto.get(index);
-    }
+    const asked = profileIndexOf(id);
+    if (!Number.isInteger(asked) || asked < 0) return undefined;
+    const index = this.survivorOf(asked);
     const members = this.members[index];
     if (!members || members.length === 0) return undefined;
     const consent: ProfileView['consent'] = {};
@@ -363,7 +370,7 @@ export function describeConsent(state: ConsentState) {
   return {
     granted: state.granted,
     at: iso(state.at),
-    source: state.source as 'web' | 'app' | 'pos' | 'import' | 'system',
+    source: state.source as ConsentSource,
   };
 }
 

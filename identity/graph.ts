@@ -15,7 +15,13 @@ import {
   type IdentityRules,
   type RuleName,
 } from '../schemas/identity.js';
-import type { ForgetCommand, IdentityFact, IdentityInput, UnlinkCommand } from './fact.js';
+import type {
+  EraseCommand,
+  ForgetCommand,
+  IdentityFact,
+  IdentityInput,
+  UnlinkCommand,
+} from './fact.js';
 import { type GraphSnapshot, loadSnapshot } from './graph.snapshot.js';
 import {
   type ConsentState,
@@ -45,7 +51,8 @@ export class IdentityGraph extends GraphState {
     this.out = [];
     if (input.kind === 'fact') this.fact(input);
     else if (input.kind === 'unlink') this.unlink(input);
-    else this.forget(input);
+    else if (input.kind === 'forget') this.forget(input);
+    else this.erase(input);
     return this.out;
   }
 
@@ -438,6 +445,42 @@ export class IdentityGraph extends GraphState {
     this.splitInto(profile, parts, evidence, { rule: 'operator', detail }, apart);
   }
 
+  /**
+   * The person holding `hash`: its profile (the survivor first, then every
+   * profile merged into it) and all their identifiers. Undefined when no
+   * profile holds it.
+   */
+  personOf(hash: string): { profileIds: string[]; identifiers: Identifier[] } | undefined {
+    const node = this.index.get(hash);
+    const survivor = node === undefined ? -1 : this.profileIndex(node);
+    if (survivor < 0) return undefined;
+    const profiles = [survivor];
+    for (const absorbed of this.absorbedInto.keys())
+      if (this.survivorOf(absorbed) === survivor) profiles.push(absorbed);
+    return {
+      profileIds: profiles.map(profileIdOf),
+      identifiers: profiles.flatMap((profile) =>
+        (this.members[profile] ?? []).map((member) => this.identifier(member)),
+      ),
+    };
+  }
+
+  /** Forgets every identifier of the profile holding the command's identifier. */
+  private erase(command: EraseCommand): void {
+    const node = this.index.get(command.identifier.hash);
+    const profile = node === undefined ? -1 : this.profileIndex(node);
+    if (profile < 0) return;
+    const evidence = { eventId: command.eventId, position: command.position };
+    for (const member of [...(this.members[profile] ?? [])])
+      this.emit({
+        type: E.forgotten,
+        profileId: profileIdOf(profile),
+        seq: this.seq,
+        evidence,
+        identifier: this.identifier(member),
+      });
+  }
+
   private forget(command: ForgetCommand): void {
     const node = this.index.get(command.identifier.hash);
     if (node === undefined) return;
@@ -643,6 +686,8 @@ export class IdentityGraph extends GraphState {
   }
 
   private see(profile: number, fact: IdentityFact): void {
+    // A consent platform's statement says what the person wants, not that they were here.
+    if (fact.channel === undefined) return;
     const base = profile * 4 + (fact.channel === 'online' ? FIRST_ONLINE : FIRST_OFFLINE);
     const first = this.seen[base] as number;
     const last = this.seen[base + 1] as number;

@@ -10,7 +10,7 @@ import {
 import type { IdentityInput } from './fact.js';
 import { IdentityGraph } from './graph.js';
 import type { GraphSnapshot } from './graph.snapshot.js';
-import { fact, id, unlink } from './testing/facts.js';
+import { erase, fact, id, unlink } from './testing/facts.js';
 
 /** Runs inputs through a fresh graph; returns it and every decision. */
 function resolveAll(inputs: readonly IdentityInput[], rules = DEFAULT_IDENTITY_RULES) {
@@ -249,6 +249,63 @@ describe('IdentityGraph: consent and traits', () => {
     expect(profile?.consent.analytics).toMatchObject({ granted: true, source: 'web' });
     expect(profile?.traits).toEqual({ preferred_store: 'store-9' });
     expect(events.filter((event) => event.type === 'identity.consent_changed')).toHaveLength(2);
+  });
+
+  it('takes a consent platform’s statement without counting it as a visit', () => {
+    const t0 = Date.UTC(2026, 2, 1);
+    const { graph } = resolveAll([
+      fact('email:rey', 'user_id:rey', { at: t0 }),
+      {
+        ...fact('email:rey', { at: t0 + 1000, consent: { marketing_email: false } }),
+        channel: undefined,
+        sourceKind: 'cmp',
+      },
+    ]);
+    const profile = profileWith(graph, 'user_id:rey');
+    expect(profile?.consent.marketing_email).toMatchObject({ granted: false, source: 'cmp' });
+    expect(profile?.seen).toEqual({
+      online: { first: new Date(t0).toISOString(), last: new Date(t0).toISOString() },
+    });
+  });
+});
+
+describe('IdentityGraph: erasure', () => {
+  it('forgets every identifier of the person, across the profiles merged into theirs, and no one else', () => {
+    const online = fact('anonymous_id:d1', 'user_id:dee', 'email:dee', 'phone:dee');
+    const store = fact('member_id:dee', 'payment_token:card-dee', { storeId: 'store-1' });
+    const bridge = fact('phone:dee', 'payment_token:card-dee', { storeId: 'store-2' });
+    const other = fact('anonymous_id:d2', 'user_id:fay');
+    const { graph } = resolveAll([online, store, bridge, other]);
+    const survivor = graph.profileOf(id('user_id:dee').hash) as string;
+    const absorbed = graph.profileOf(id('member_id:dee').hash);
+    const person = graph.personOf(id('email:dee').hash);
+    expect(person?.profileIds[0]).toBe(survivor);
+    expect(person?.profileIds).toHaveLength(2);
+    expect(absorbed).toBe(survivor);
+    expect(person?.identifiers).toHaveLength(6);
+
+    const decisions = graph.resolve(erase('phone:dee'));
+    expect(decisions.map((decision) => decision.type)).toEqual(
+      Array(6).fill('identity.identifier_forgotten'),
+    );
+    for (const spec of [
+      'anonymous_id:d1',
+      'user_id:dee',
+      'member_id:dee',
+      'payment_token:card-dee',
+    ])
+      expect(graph.profileOf(id(spec).hash), spec).toBeUndefined();
+    expect(graph.personOf(id('email:dee').hash)).toBeUndefined();
+    expect(together(graph, 'anonymous_id:d2', 'user_id:fay')).toBe(true);
+    expect(graph.resolve(erase('phone:dee'))).toEqual([]);
+  });
+
+  it('a new fact with an erased identifier starts a new profile (ingest suppresses them; the graph keeps nothing)', () => {
+    const { graph } = resolveAll([fact('anonymous_id:d1', 'user_id:dee'), erase('user_id:dee')]);
+    graph.resolve(fact('user_id:dee'));
+    expect(graph.profile(graph.profileOf(id('user_id:dee').hash) as string)?.identifiers).toEqual([
+      id('user_id:dee'),
+    ]);
   });
 });
 

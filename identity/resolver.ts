@@ -9,6 +9,11 @@
  * graph is written only after every decision up to its position is durable,
  * and a restart resumes from it rather than from the start of the log.
  *
+ * Erasure: an erasure command is answered (in its own stream) only once the
+ * decisions forgetting the person are durable and a snapshot without them is
+ * written, so no restart brings back a graph that still holds them. A
+ * profile stream an erasure already deleted takes no further decisions.
+ *
  * Batching: decisions are appended in batches (by count and time), one
  * append per profile stream, all of a batch in flight together; at most two
  * batches are in flight, which holds back reading when appends fall behind.
@@ -26,14 +31,18 @@ import {
   type Position,
   parsePosition,
   type RecordedEvent,
+  StreamDeletedError,
 } from '../eventstore/event-store.js';
+import type { Identifier } from '../schemas/identifier.js';
 import {
+  ERASURE_RESOLVED,
+  type ErasureResolved,
   type IdentityEvent,
   type IdentityRules,
   IGNORED_IDENTIFIERS_STREAM,
   profileStream,
 } from '../schemas/identity.js';
-import { identityInput } from './fact.js';
+import { type EraseCommand, identityInput } from './fact.js';
 import { IdentityGraph } from './graph.js';
 import { type GraphSnapshot, SNAPSHOT_VERSION } from './graph.snapshot.js';
 
@@ -213,11 +222,14 @@ class LogResolver implements Resolver {
     this.read = event.position;
     const input = identityInput(event);
     if (input) {
+      const person =
+        input.kind === 'erase' ? this.graph.personOf(input.identifier.hash) : undefined;
       const decisions = this.graph.resolve(input);
       this.facts++;
       this.sinceSnapshot++;
       for (const [index, decision] of decisions.entries()) this.queue(event.id, index, decision);
       this.decisions += decisions.length;
+      if (input.kind === 'erase') await this.answerErasure(event, input, person);
     }
     this.pendingUpTo = event.position;
     this.pendingFacts++;
@@ -228,6 +240,32 @@ class LogResolver implements Resolver {
     } else if (!this.timer) {
       this.timer = setTimeout(() => this.startFlush(), this.batchDelayMs);
     }
+  }
+
+  /** Makes the forgetting durable (decisions, then a snapshot), then answers with who was forgotten. */
+  private async answerErasure(
+    event: RecordedEvent,
+    command: EraseCommand,
+    person: { profileIds: string[]; identifiers: Identifier[] } | undefined,
+  ): Promise<void> {
+    if (this.options.appendDecisions === false) return;
+    this.pendingUpTo = event.position;
+    this.pendingFacts++;
+    await this.flush();
+    await this.snapshot();
+    const named = { type: command.identifier.type, hash: command.identifier.hash };
+    const identifiers = person?.identifiers ?? [];
+    const answer: ErasureResolved = {
+      requestId: command.requestId,
+      profileIds: person?.profileIds ?? [],
+      identifiers: identifiers.some((identifier) => identifier.hash === named.hash)
+        ? identifiers
+        : [named, ...identifiers],
+    };
+    const id = deterministicEventId('identity', this.rulesDigest, event.id, 'answer');
+    await appendOnce(this.options.eventStore, event.stream, [
+      { id, type: ERASURE_RESOLVED, data: answer as unknown as JsonObject },
+    ]).catch(ignoreDeleted);
   }
 
   private queue(factId: string, index: number, decision: IdentityEvent): void {
@@ -259,7 +297,11 @@ class LogResolver implements Resolver {
     const store = this.options.eventStore;
     this.flushing = this.flushing
       .then(async () => {
-        await Promise.all([...batch].map(([stream, events]) => appendOnce(store, stream, events)));
+        await Promise.all(
+          [...batch].map(([stream, events]) =>
+            appendOnce(store, stream, events).catch(ignoreDeleted),
+          ),
+        );
         this.durable = upTo;
       })
       .catch((error: unknown) => {
@@ -275,6 +317,11 @@ class LogResolver implements Resolver {
     await this.flushing;
     if (this.failure) throw this.failure;
   }
+}
+
+/** A stream an erasure deleted takes no more events: what was to be written there is moot. */
+function ignoreDeleted(error: unknown): void {
+  if (!(error instanceof StreamDeletedError)) throw error;
 }
 
 /** The graph in a snapshot file, or undefined when there is none. */

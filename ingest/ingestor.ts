@@ -18,11 +18,13 @@ import type { KeyStore } from '../privacy/keystore.js';
 import { seal } from '../privacy/seal.js';
 import type { SuppressionList } from '../privacy/suppression.js';
 import type { Product, Store } from '../schemas/catalog.js';
+import { type ConsentStatement, DEFAULT_PURPOSES } from '../schemas/consent.js';
 import type { Envelope, Source } from '../schemas/envelope.js';
-import { ErrorCodes, TandemError } from '../schemas/errors.js';
+import { ErrorCodes, type FieldIssue, TandemError } from '../schemas/errors.js';
 import type { PosReceipt } from '../schemas/pos.js';
 import type { SegmentBatch } from '../schemas/segment.js';
 import { normaliseProduct, normaliseStore } from './catalog.normalise.js';
+import { normaliseConsent } from './consent.normalise.js';
 import { type PendingFact, streamFor } from './fact.js';
 import { createIngestMetrics, type IngestMetrics } from './metrics.js';
 import { normaliseReceipt } from './pos.normalise.js';
@@ -35,6 +37,8 @@ export interface IngestDeps {
   readonly suppression: SuppressionList;
   readonly normalise: NormaliseOptions;
   readonly metrics: Registry;
+  /** The purposes consent platforms may state (`TANDEM_CONSENT_PURPOSES`); the four defaults when unset. */
+  readonly consentPurposes?: readonly string[];
 }
 
 export interface IngestResult {
@@ -59,6 +63,17 @@ export interface Ingestor {
   ): Promise<IngestResult>;
   /** Validated catalog entries (products, stores or both) from one source. */
   catalog(entries: CatalogEntries, receivedAt: number, sourceId: string): Promise<IngestResult>;
+  /**
+   * Validated consent statements from one consent-management platform: one
+   * statement (bad fields reported as `identifier`) or an array (as
+   * `3.identifier`). All or none: an identifier that does not normalise or a
+   * purpose outside the configured ones refuses the whole request.
+   */
+  consents(
+    statements: ConsentStatement | readonly ConsentStatement[],
+    receivedAt: number,
+    sourceId: string,
+  ): Promise<IngestResult>;
 }
 
 /** Catalog entries to upsert; none of them is personal data. */
@@ -70,6 +85,7 @@ export interface CatalogEntries {
 export function createIngestor(deps: IngestDeps): Ingestor {
   const metrics = createIngestMetrics(deps.metrics);
   const { hasher, normalise } = deps;
+  const purposes = deps.consentPurposes ?? DEFAULT_PURPOSES;
   return {
     tracking: (body, receivedAt, source) => {
       const facts = body.batch.map((call) =>
@@ -111,7 +127,43 @@ export function createIngestor(deps: IngestDeps): Ingestor {
         ...products.map((product) => normaliseProduct(product, { receivedAt, sourceId })),
         ...stores.map((store) => normaliseStore(store, { receivedAt, sourceId })),
       ]),
+    consents: (body, receivedAt, sourceId) => {
+      const many = isList(body);
+      const statements = many ? body : [body];
+      const context = { receivedAt, sourceId, hasher, normalise, purposes };
+      const facts = new Map<string, PendingFact>();
+      const issues: FieldIssue[] = [];
+      for (const [i, statement] of statements.entries()) {
+        const result = normaliseConsent(statement, context);
+        if (!result.ok)
+          issues.push(
+            ...result.issues.map((issue) => ({
+              ...issue,
+              path: many ? `${i}.${issue.path}` : issue.path,
+            })),
+          );
+        // The same statement twice in one request is one statement.
+        else if (!facts.has(result.fact.envelope.id))
+          facts.set(result.fact.envelope.id, result.fact);
+      }
+      if (issues.length > 0) {
+        metrics.rejected.inc({ source: 'cmp', reason: 'invalid_consent' });
+        throw new TandemError(
+          ErrorCodes.VALIDATION,
+          `invalid input: ${issues
+            .slice(0, 5)
+            .map((issue) => `${issue.path}: ${issue.message}`)
+            .join('; ')}${issues.length > 5 ? `; and ${issues.length - 5} more` : ''}`,
+          { issues },
+        );
+      }
+      return ingest(deps, metrics, 'cmp', [...facts.values()]);
+    },
   };
+}
+
+function isList<T>(body: T | readonly T[]): body is readonly T[] {
+  return Array.isArray(body);
 }
 
 async function ingest(

@@ -11,7 +11,13 @@ export interface KeyStore {
   keyFor(subject: string): Promise<DataKey>;
   /** The key with this id, or undefined when it was destroyed or never existed. */
   find(keyId: string): Promise<DataKey | undefined>;
-  /** Destroys the subject's key; true when there was one. Destroying twice is harmless. */
+  /**
+   * Destroys the subject's key; true when there was one. Destroying twice is
+   * harmless. Neither the subject's name nor the key's bytes stay in the
+   * store's files.
+   */
   destroy(subject: string): Promise<boolean>;
+  /** Destroys several subjects' keys at once, as `destroy` does; returns how many had one. */
+  destroyMany(subjects: readonly string[]): Promise<number>;
   close(): Promise<void>;
 }

@@ -22,6 +22,7 @@ import type { Registry } from 'prom-client';
 import type { EventStore } from '../eventstore/event-store.js';
 import type { Ingestor } from '../ingest/ingestor.js';
 import { catalogRoutes } from '../ingest/routes/catalog.routes.js';
+import { consentsRoutes } from '../ingest/routes/consents.routes.js';
 import { importRoutes } from '../ingest/routes/imports.routes.js';
 import { posRoutes } from '../ingest/routes/pos.routes.js';
 import { MAX_BATCH_BYTES, trackingRoutes } from '../ingest/routes/tracking.routes.js';
@@ -31,11 +32,13 @@ import type { KeyStore } from '../privacy/keystore.js';
 import type { Identifier } from '../schemas/identifier.js';
 import type { RecommendationSettings } from '../schemas/recommendations.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
+import { auditRoutes } from './audit/audit.routes.js';
 import { assertRole, installAuth, principalOf } from './auth.js';
 import { installErrorHandler } from './errors.js';
 import { installJsonBody } from './json-body.js';
 import type { KeyRegistry } from './keys/key-registry.js';
 import { keysRoutes } from './keys/keys.routes.js';
+import { type PrivacyRoutesOptions, privacyRoutes } from './privacy/privacy.routes.js';
 import { profilesRoutes } from './profiles/profiles.routes.js';
 import { recommendationsRoutes } from './recommendations/recommendations.routes.js';
 import type { SegmentStore } from './segments/segment-store.js';
@@ -62,6 +65,8 @@ export interface QueryApiDeps {
   readonly recommendations: RecommendationSettings;
   /** Requests per API key per minute. */
   readonly requestsPerMinute: number;
+  /** Privacy requests; without them the privacy routes are not served. */
+  readonly privacy?: Omit<PrivacyRoutesOptions, 'audit' | 'parseIdentifier'>;
 }
 
 export interface AppDeps {
@@ -129,6 +134,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(trackingRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
   await app.register(posRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
   await app.register(catalogRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
+  await app.register(consentsRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
   await app.register(importRoutes, { ingestor: deps.ingestor, writeKeys: deps.writeKeys });
   const { api } = deps;
   if (api) await app.register(async (scope) => registerQueryApi(scope, api));
@@ -139,6 +145,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 async function registerQueryApi(scope: FastifyInstance, api: QueryApiDeps): Promise<void> {
   await installAuth(scope, { keys: api.keys, requestsPerMinute: api.requestsPerMinute });
   await scope.register(keysRoutes, { keys: api.keys, audit: api.audit });
+  await scope.register(auditRoutes, { audit: api.audit });
   await scope.register(profilesRoutes, {
     warehouse: api.warehouse,
     eventStore: api.eventStore,
@@ -172,4 +179,10 @@ async function registerQueryApi(scope: FastifyInstance, api: QueryApiDeps): Prom
     warehouse: api.warehouse,
     settings: api.recommendations,
   });
+  if (api.privacy)
+    await scope.register(privacyRoutes, {
+      ...api.privacy,
+      audit: api.audit,
+      parseIdentifier: api.parseIdentifier,
+    });
 }

@@ -22,6 +22,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.STREAM_DELETED]: 409,
   [ErrorCodes.WRONG_EXPECTED_VERSION]: 409,
   [ErrorCodes.NOT_READY]: 503,
+  [ErrorCodes.CONFLICT]: 409,
 };
 
 /** Installs the error handler and a JSON 404. */

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_PURPOSES, Purpose } from './consent.js';
 import { ErrorCodes, TandemError } from './errors.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -61,6 +62,12 @@ export const EnvSchema = z.object({
     .string()
     .regex(/^\+[1-9]\d{0,3}$/, 'must be a country calling code such as +86')
     .optional(),
+  /** Purposes consent is asked for, comma-separated (`POST /v1/consents` takes these only). */
+  TANDEM_CONSENT_PURPOSES: z
+    .string()
+    .transform((text) => [...new Set(text.split(',').map((name) => name.trim()))])
+    .pipe(z.array(Purpose).min(1))
+    .optional(),
 });
 
 /** Variables whose values never appear in messages. */
@@ -104,6 +111,7 @@ export function configSchema(cwd: string) {
       },
       defaultPhoneCountryCode: env.TANDEM_DEFAULT_PHONE_COUNTRY_CODE,
       identityRulesFile: env.TANDEM_IDENTITY_RULES && resolve(cwd, env.TANDEM_IDENTITY_RULES),
+      consent: { purposes: env.TANDEM_CONSENT_PURPOSES ?? [...DEFAULT_PURPOSES] },
     };
   });
 }

@@ -13,6 +13,24 @@ describe(loadConfig.name, () => {
       cluster: undefined,
     });
     expect(config.log).toEqual({ level: 'info', format: undefined });
+    expect(config.consent.purposes).toEqual([
+      'analytics',
+      'personalization',
+      'marketing_email',
+      'marketing_sms',
+    ]);
+  });
+
+  it('reads the consent purposes as a comma-separated list, and names a bad one', () => {
+    expect(
+      loadConfig({ TANDEM_CONSENT_PURPOSES: 'analytics, loyalty_program,analytics' }, '/x').consent
+        .purposes,
+    ).toEqual(['analytics', 'loyalty_program']);
+    expect(() =>
+      loadConfig({ TANDEM_CONSENT_PURPOSES: 'analytics,Loyalty Program' }, '/x'),
+    ).toThrow(
+      /TANDEM_CONSENT_PURPOSES: purpose must be snake_case \(got "analytics,Loyalty Program"\)/,
+    );
   });
 
   it('switches to the servers when their URLs are set', () => {

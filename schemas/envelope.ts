@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { Identifier } from './identifier.js';
 
-/** Where a fact came from. */
-export const SOURCE_KINDS = ['web', 'app', 'pos', 'import', 'system'] as const;
+/** Where a fact came from; `cmp` is a consent-management platform (`POST /v1/consents`). */
+export const SOURCE_KINDS = ['web', 'app', 'pos', 'import', 'cmp', 'system'] as const;
 export const SourceKind = z.enum(SOURCE_KINDS);
 
 const Name = z.string().min(1).max(128);

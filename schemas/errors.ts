@@ -40,6 +40,8 @@ export const ErrorCodes = {
   NOT_FOUND: 'TANDEM_ERR_NOT_FOUND',
   /** What was asked for does not exist yet (e.g. no recommendation model trained); retry later. */
   NOT_READY: 'TANDEM_ERR_NOT_READY',
+  /** The resource is not in a state that allows this yet (e.g. an export of a request still running). */
+  CONFLICT: 'TANDEM_ERR_CONFLICT',
   /** An unexpected failure; details are in the server log, never in the answer. */
   INTERNAL: 'TANDEM_ERR_INTERNAL',
 } as const;

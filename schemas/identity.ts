@@ -260,8 +260,9 @@ export const IdentifierForgotten = z.strictObject({
   identifier: Identifier,
 });
 
-/** Where a consent statement came from: the channel of the fact that carried it. */
-export const ConsentSource = z.enum(['web', 'app', 'pos', 'import', 'system']);
+/** Where a consent statement came from: the source kind of the fact that carried it (`cmp`: `POST /v1/consents`). */
+export const ConsentSource = z.enum(['web', 'app', 'pos', 'import', 'cmp', 'system']);
+export type ConsentSource = z.infer<typeof ConsentSource>;
 
 export const ConsentChanged = z.strictObject({
   ...base,
@@ -313,6 +314,7 @@ export const IDENTITY_COMMANDS_STREAM = 'identity-commands';
 export const IdentityCommandTypes = {
   unlink: 'identity.unlink_requested',
   forget: 'identity.forget_requested',
+  erase: 'identity.erasure_requested',
 } as const;
 
 /** Two identifiers an operator says are different people: split them apart, keep them apart. */
@@ -330,3 +332,36 @@ export const ForgetRequested = z.strictObject({
   requestedBy: z.string().min(1).max(200),
 });
 export type ForgetRequested = z.infer<typeof ForgetRequested>;
+
+/**
+ * Erasures talk to the resolver in a stream of their own, deleted when the
+ * erasure completes, so the identifier hashes they carry leave the log with
+ * the person's data (`identity-commands` is never deleted).
+ */
+export const ERASURE_STREAM_PREFIX = 'identity-erasure-';
+
+export function erasureStream(requestId: string): string {
+  return `${ERASURE_STREAM_PREFIX}${requestId}`;
+}
+
+/** A person to erase from the graph: every identifier of the profile holding `identifier` is forgotten. */
+export const ErasureRequested = z.strictObject({
+  identifier: Identifier,
+  requestId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  requestedBy: z.string().min(1).max(200),
+});
+export type ErasureRequested = z.infer<typeof ErasureRequested>;
+
+/**
+ * The resolver's answer to an erasure, appended once its decisions and a
+ * snapshot of the graph without the person are durable: the profiles (the
+ * survivor first, then those it absorbed) and the identifiers it forgot.
+ * No profile held the identifier: no profiles, the identifier alone.
+ */
+export const ERASURE_RESOLVED = 'identity.erasure_resolved';
+export const ErasureResolved = z.strictObject({
+  requestId: z.string(),
+  profileIds: z.array(ProfileId),
+  identifiers: z.array(Identifier),
+});
+export type ErasureResolved = z.infer<typeof ErasureResolved>;

@@ -11,11 +11,16 @@
 import { RECOMMENDATION_TABLES } from './recommendation-tables.js';
 import {
   CHECKPOINTS,
+  CONSENT_HISTORY,
+  CONSENTS,
   createTableSql,
   type DdlOptions,
+  EVENTS,
   onCluster,
   PROJECTED_TABLES,
+  quote,
   SEGMENT_TABLES,
+  type TableSpec,
 } from './tables.js';
 import { createViewSql, VIEWS } from './views.js';
 import { clickhouseTime, type Warehouse } from './warehouse.js';
@@ -45,7 +50,28 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'recommendation models',
     statements: (options) => RECOMMENDATION_TABLES.map((spec) => createTableSql(spec, options)),
   },
+  {
+    version: 4,
+    name: 'erasure targets (in memory only); consent from consent-management platforms',
+    statements: (options) => [
+      // What an erasure deletes by, for its mutations to read: Memory, so never on a disk.
+      `CREATE TABLE IF NOT EXISTS ${options.database}.privacy_erasure_targets${onCluster(options)}
+       (request String, kind LowCardinality(String), value String) ENGINE = Memory`,
+      ...commentSql(EVENTS, 'source_kind', options),
+      ...commentSql(CONSENTS, 'source', options),
+      ...commentSql(CONSENT_HISTORY, 'source', options),
+    ],
+  },
 ];
+
+/** `COMMENT COLUMN` bringing a column's comment in line with its spec. */
+function commentSql(spec: TableSpec, column: string, options: DdlOptions): string[] {
+  const comment = spec.columns.find((each) => each.name === column)?.comment;
+  if (comment === undefined) throw new Error(`${spec.name} has no column ${column}`);
+  return [
+    `ALTER TABLE ${options.database}.${spec.name}${onCluster(options)} COMMENT COLUMN ${column} ${quote(comment)}`,
+  ];
+}
 
 const MIGRATIONS_TABLE = 'schema_migrations';
 

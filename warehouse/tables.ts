@@ -78,7 +78,10 @@ export const EVENTS: TableSpec = {
     time('occurred_at', 'When it happened (client clock corrected for skew; till time for POS).'),
     time('received_at', 'When Tandem received it.'),
     label('channel', '`online` (web, app) or `offline` (store).'),
-    label('source_kind', 'Kind of source: web, app, pos, import or system.'),
+    label(
+      'source_kind',
+      'Kind of source: web, app, pos, import, cmp (a consent-management platform) or system.',
+    ),
     label('source_id', 'The source (write key name or POS source) that sent it.'),
     label('store_id', 'Store of a receipt or of an order picked up in store; empty otherwise.'),
     label(
@@ -235,7 +238,10 @@ const consentColumns: readonly Column[] = [
   ),
   { name: 'granted', type: 'Bool', comment: 'Whether the purpose is allowed.' },
   time('stated_at', 'When the person stated it.'),
-  label('source', 'Where it was stated: web, app, pos, import or system.'),
+  label(
+    'source',
+    'Where it was stated: web, app, pos, import, cmp (a consent-management platform) or system.',
+  ),
   seq,
 ];
 

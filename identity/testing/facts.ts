@@ -5,7 +5,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Identifier } from '../../schemas/identifier.js';
-import type { IdentityFact, UnlinkCommand } from '../fact.js';
+import type { EraseCommand, IdentityFact, UnlinkCommand } from '../fact.js';
 
 let position = 0;
 
@@ -63,5 +63,18 @@ export function unlink(
     identifiers: [id(a), id(b)],
     reason,
     requestedBy: 'test-operator',
+  };
+}
+
+/** A privacy officer's erasure of the person holding `spec`. */
+export function erase(spec: string, requestId = 'prq_test'): EraseCommand {
+  position++;
+  return {
+    kind: 'erase',
+    eventId: randomUUID(),
+    position: `${position}/${position}`,
+    identifier: id(spec),
+    requestId,
+    requestedBy: 'privacy',
   };
 }
