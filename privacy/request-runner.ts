@@ -289,9 +289,8 @@ function erasureSteps(
     [
       'destroy_keys',
       async (person) => {
-        let destroyed = 0;
-        for (const identifier of need(person).identifiers)
-          if (await deps.keyStore.destroy(subjectStream(identifier))) destroyed++;
+        const subjects = need(person).identifiers.map(subjectStream);
+        const destroyed = await deps.keyStore.destroyMany(subjects);
         return { state: 'running', counts: { data_keys: destroyed } };
       },
     ],
