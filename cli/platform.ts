@@ -21,6 +21,7 @@ import type { KeyStore } from '../privacy/keystore.js';
 import { openLmdbKeyStore } from '../privacy/keystore.lmdb.js';
 import { createPrivacyRunner } from '../privacy/request-runner.js';
 import { openPrivacyRequests } from '../privacy/requests.js';
+import { scheduleRetention } from '../privacy/retention.js';
 import { loadSecret } from '../privacy/secrets.js';
 import type { SuppressionList } from '../privacy/suppression.js';
 import { openLmdbSuppressionList } from '../privacy/suppression.lmdb.js';
@@ -239,6 +240,17 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
         ...(options.privacyCrashAfter ? { crashAfter: options.privacyCrashAfter } : {}),
       })
     : undefined;
+  // Retention runs beside the projector too (one per deployment): daily, first a minute after the start.
+  const stopRetention =
+    warehouse && runs('projector')
+      ? scheduleRetention({
+          eventStore,
+          warehouse,
+          policy: config.retention,
+          audit,
+          log: runtime.logger.child({ part: 'retention' }),
+        })
+      : undefined;
   // Requests run beside the projector (one runner per deployment); an API elsewhere only files them.
   const stopPrivacy =
     privacy && runs('projector')
@@ -303,6 +315,7 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
       await stopRefreshes?.();
       await stopModelRefreshes?.();
       await stopPrivacy?.();
+      await stopRetention?.();
       await resolver?.stop();
       await projection?.stop();
       await warehouse?.close();
@@ -373,6 +386,7 @@ async function followProjections(
     eventStore: runtime.eventStore,
     warehouse,
     priority: runtime.identityRules.priority,
+    retention: runtime.config.retention,
     log,
   });
   const lag = () => projector.lag().catch(() => ({ events: Number.NaN, seconds: Number.NaN }));

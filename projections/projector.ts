@@ -22,6 +22,12 @@ import {
   type Position,
   type RecordedEvent,
 } from '../eventstore/event-store.js';
+import {
+  hasAgedOut,
+  type RetentionCutoffs,
+  type RetentionPolicy,
+  retentionCutoffs,
+} from '../schemas/retention.js';
 import { CHECKPOINTS } from '../warehouse/tables.js';
 import { clickhouseTime, type Warehouse } from '../warehouse/warehouse.js';
 import { projectEvent, type Row, type RowContext } from './rows.js';
@@ -38,6 +44,8 @@ export interface ProjectorOptions {
   readonly batchEvents?: number;
   readonly flushMs?: number;
   readonly log?: Logger;
+  /** Days each kind of event is kept: an event that aged out is not written (retention). */
+  readonly retention?: RetentionPolicy;
 }
 
 export interface ProjectorStatus {
@@ -134,6 +142,7 @@ class Batch {
 
 class WarehouseProjector implements Projector {
   private readonly context: RowContext;
+  private cutoffs: { at: number; by: RetentionCutoffs } | undefined;
   private readonly batchEvents: number;
   private readonly flushMs: number;
   private batch = new Batch();
@@ -209,12 +218,22 @@ class WarehouseProjector implements Projector {
     };
   }
 
+  /** Whether retention removes the event (the cut-offs move on once a minute). */
+  private agedOut(event: RecordedEvent): boolean {
+    const retention = this.options.retention;
+    if (!retention) return false;
+    const now = Date.now();
+    if (!this.cutoffs || now - this.cutoffs.at > 60_000)
+      this.cutoffs = { at: now, by: retentionCutoffs(retention, now) };
+    return hasAgedOut(event, this.cutoffs.by);
+  }
+
   private async take(event: RecordedEvent): Promise<void> {
     if (this.failure) throw this.failure;
     this.read = event.position;
     const batch = this.batch;
     batch.first ??= event;
-    projectEvent(event, this.context, batch);
+    if (!this.agedOut(event)) projectEvent(event, this.context, batch);
     batch.events++;
     batch.last = event;
     if (batch.events >= this.batchEvents) {

@@ -13,6 +13,7 @@
  */
 import type { Logger } from 'pino';
 import type { EventStore } from '../eventstore/event-store.js';
+import type { RetentionPolicy } from '../schemas/retention.js';
 import { createTableSql, onCluster, PROJECTED_TABLES } from '../warehouse/tables.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import {
@@ -27,6 +28,8 @@ export interface RebuildOptions {
   readonly eventStore: EventStore;
   readonly warehouse: Warehouse;
   readonly priority: readonly string[];
+  /** Days each kind of event is kept: what aged out is not rebuilt. */
+  readonly retention?: RetentionPolicy;
   /** The live projector whose tables and checkpoint the rebuild replaces. */
   readonly name?: string;
   readonly batchEvents?: number;
@@ -70,6 +73,7 @@ export async function rebuildProjections(options: RebuildOptions): Promise<Rebui
     eventStore: options.eventStore,
     warehouse,
     priority: options.priority,
+    ...(options.retention ? { retention: options.retention } : {}),
     name: rebuildName,
     tableNames: shadows,
     ...(options.batchEvents ? { batchEvents: options.batchEvents } : {}),
@@ -94,6 +98,7 @@ export async function rebuildProjections(options: RebuildOptions): Promise<Rebui
     eventStore: options.eventStore,
     warehouse,
     priority: options.priority,
+    ...(options.retention ? { retention: options.retention } : {}),
     name,
     ...(log ? { log } : {}),
   });

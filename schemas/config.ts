@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_PURPOSES, Purpose } from './consent.js';
 import { ErrorCodes, TandemError } from './errors.js';
+import { DEFAULT_RETENTION, RetentionSetting } from './retention.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -68,6 +69,8 @@ export const EnvSchema = z.object({
     .transform((text) => [...new Set(text.split(',').map((name) => name.trim()))])
     .pipe(z.array(Purpose).min(1))
     .optional(),
+  /** Days each kind of event is kept, e.g. `clickstream=400,orders=3650`; `none` keeps everything (docs/privacy.md#retention). */
+  TANDEM_RETENTION: RetentionSetting.optional(),
 });
 
 /** Variables whose values never appear in messages. */
@@ -112,6 +115,7 @@ export function configSchema(cwd: string) {
       defaultPhoneCountryCode: env.TANDEM_DEFAULT_PHONE_COUNTRY_CODE,
       identityRulesFile: env.TANDEM_IDENTITY_RULES && resolve(cwd, env.TANDEM_IDENTITY_RULES),
       consent: { purposes: env.TANDEM_CONSENT_PURPOSES ?? [...DEFAULT_PURPOSES] },
+      retention: env.TANDEM_RETENTION ?? DEFAULT_RETENTION,
     };
   });
 }

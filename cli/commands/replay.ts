@@ -56,6 +56,7 @@ async function replayProjections(runtime: Runtime): Promise<void> {
       eventStore: runtime.eventStore,
       warehouse,
       priority: runtime.identityRules.priority,
+      retention: runtime.config.retention,
       log: runtime.logger,
     });
     const seconds = (performance.now() - started) / 1000;

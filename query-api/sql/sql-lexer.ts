@@ -306,6 +306,33 @@ export function lex(sql: string): Token[] {
  * spans makes each search a lookup, where `indexOf` at every `$` of a query
  * full of them would take quadratic time.
  */
+/**
+ * The query with every literal and comment blanked (strings become `'…'`,
+ * numbers `?`, comments an empty block comment with an ellipsis),
+ * for the audit trail: an analyst who typed an email or a phone into a query
+ * leaves its shape on record, never the value.
+ */
+export function withoutLiterals(sql: string): string {
+  let out = '';
+  let at = 0;
+  for (const token of lex(sql)) {
+    const blank =
+      token.kind === 'string'
+        ? "'…'"
+        : token.kind === 'number'
+          ? '?'
+          : token.kind === 'comment'
+            ? '/* … */'
+            : token.kind === 'error'
+              ? '…'
+              : undefined;
+    if (blank === undefined) continue;
+    out += sql.slice(at, token.offset) + blank;
+    at = token.end;
+  }
+  return out + sql.slice(at);
+}
+
 export function heredocs(sql: string): (start: number) => number {
   const spans = new Map<string, number[]>();
   for (let at = sql.indexOf('$'); at !== -1; ) {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, TandemError } from '../../schemas/errors.js';
 import { installErrorHandler } from '../errors.js';
 import { type SqlAuditEntry, sqlRoutes } from './sql.routes.js';
+import { withoutLiterals } from './sql-lexer.js';
 import {
   type AnalystWarehouse,
   type Footprint,
@@ -67,6 +68,18 @@ describe(sqlRoutes.name, () => {
     ]);
   });
 
+  it('audits the shape of a query, not the values typed into it', async () => {
+    audited.length = 0;
+    const response = await sql({
+      query:
+        "SELECT count() AS n FROM events WHERE properties LIKE '%ana@example.com%' AND revenue > 8613800 -- Ana",
+    });
+    expect(response.statusCode, response.body).toBe(200);
+    expect(audited[0]?.query).toBe(
+      "SELECT count() AS n FROM events WHERE properties LIKE '…' AND revenue > ? /* … */",
+    );
+  });
+
   it('answers CSV and Arrow', async () => {
     const query = 'SELECT order_id FROM orders ORDER BY order_id';
     const csv = await sql({ query, format: 'csv' });
@@ -96,7 +109,9 @@ describe(sqlRoutes.name, () => {
       error: { code: ErrorCodes.SQL_REFUSED, message: expect.any(String) },
     });
     expect(response.body).not.toMatch(/Stack trace|root:/);
-    expect(audited).toMatchObject([{ keyId: 'key_1', query, outcome: ErrorCodes.SQL_REFUSED }]);
+    expect(audited).toMatchObject([
+      { keyId: 'key_1', query: withoutLiterals(query), outcome: ErrorCodes.SQL_REFUSED },
+    ]);
     expect(await test.footprint()).toEqual(before);
     expect((await sql({ query: 'SELECT count() AS n FROM events' })).json().data).toEqual([
       { n: 4 },

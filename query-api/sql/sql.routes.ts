@@ -10,6 +10,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ErrorCodes, isTandemError } from '../../schemas/errors.js';
 import type { Warehouse } from '../../warehouse/warehouse.js';
+import { withoutLiterals } from './sql-lexer.js';
 import { type AnalystResult, runAnalystQuery, SQL_FORMATS } from './sql-run.js';
 
 /** Who sent a query, as the app's authorization found them. */
@@ -96,7 +97,8 @@ export const sqlRoutes: FastifyPluginAsync<SqlRoutesOptions> = async (app, optio
       await audit({
         keyId: principal.keyId,
         action: 'sql.query',
-        query,
+        // The shape of the query, never the values an analyst typed into it.
+        query: withoutLiterals(query),
         tables: [...(result?.tables ?? tablesNamed(failure))],
         ...(result?.rows === undefined ? {} : { rows: result.rows }),
         outcome: result ? 'ok' : isTandemError(failure) ? failure.code : ErrorCodes.INTERNAL,
