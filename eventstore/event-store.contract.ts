@@ -26,8 +26,8 @@ import { appendUntilKilled, collect, makeEvents, withTimeout } from './testing/h
 export interface EventStoreContractOptions {
   /** When set, the whole suite is reported skipped with this reason. */
   readonly skipReason?: string | undefined;
-  /** true when deleted events vanish from readAll at once (LMDB); false when only a scavenge removes them (KurrentDB). */
-  readonly deleteRemovesFromAll: boolean;
+  /** true when events that deleteStream or truncateBefore removed vanish from readAll at once (LMDB); false when only a scavenge removes them (KurrentDB). */
+  readonly removalsLeaveAll: boolean;
   /** The size of the large event every store must take. */
   readonly largeEventBytes: number;
 }
@@ -430,14 +430,179 @@ export function describeEventStoreContract(
         ).rejects.toBeInstanceOf(StreamDeletedError);
       });
 
-      it(`${options.deleteRemovesFromAll ? 'removes' : 'keeps until a scavenge'} the events in readAll`, async () => {
+      it(`${options.removalsLeaveAll ? 'removes' : 'keeps until a scavenge'} the events in readAll`, async () => {
         const stream = streamName('del');
         const result = await store.append(stream, makeEvents(4));
         const from = (await collect(store.readStream(stream)))[0]?.position as Position;
         await store.deleteStream(stream);
         const left = await collect(store.readAll({ from, filter: { streamPrefixes: [stream] } }));
-        expect(left).toHaveLength(options.deleteRemovesFromAll ? 0 : 4);
+        expect(left).toHaveLength(options.removalsLeaveAll ? 0 : 4);
         expect(result.nextExpectedRevision).toBe(3);
+      });
+    });
+
+    describe('truncateBefore', () => {
+      /** A stream of `sizes.length` appends; returns every event id in revision order. */
+      const appendAll = async (stream: string, sizes: readonly number[]) => {
+        const ids: string[] = [];
+        for (const size of sizes) {
+          const events = makeEvents(size);
+          await store.append(stream, events);
+          ids.push(...events.map((event) => event.id));
+        }
+        return ids;
+      };
+      const revisions = async (stream: string, options?: Parameters<EventStore['readStream']>[1]) =>
+        (await collect(store.readStream(stream, options))).map((event) => event.revision);
+
+      it('removes the events before a revision: every read of the stream starts at it', async () => {
+        const stream = streamName('trunc');
+        // Appends of 3, 4 and 3: revision 5 cuts the second append.
+        const ids = await appendAll(stream, [3, 4, 3]);
+        expect(await store.truncateBefore(stream, 5)).toBe(5);
+        const read = await collect(store.readStream(stream));
+        expect(read.map((event) => [event.revision, event.id])).toEqual(
+          ids.slice(5).map((id, i) => [5 + i, id]),
+        );
+        expect(await revisions(stream, { direction: 'backwards' })).toEqual([9, 8, 7, 6, 5]);
+        expect(await revisions(stream, { fromRevision: 2 })).toEqual([5, 6, 7, 8, 9]);
+        expect(await revisions(stream, { fromRevision: 2, maxCount: 2 })).toEqual([5, 6]);
+        expect(await revisions(stream, { direction: 'backwards', fromRevision: 7 })).toEqual([
+          7, 6, 5,
+        ]);
+        expect(await revisions(stream, { direction: 'backwards', fromRevision: 3 })).toEqual([]);
+      });
+
+      it('keeps the last revision: appends continue and expected-revision checks hold', async () => {
+        const stream = streamName('trunc');
+        await appendAll(stream, [4, 2]);
+        await store.truncateBefore(stream, 3);
+        await expect(store.append(stream, makeEvents(1), { expected: 4 })).rejects.toMatchObject({
+          code: ErrorCodes.WRONG_EXPECTED_VERSION,
+          actual: 5,
+        });
+        await expect(
+          store.append(stream, makeEvents(1), { expected: 'no_stream' }),
+        ).rejects.toBeInstanceOf(WrongExpectedVersionError);
+        const next = await store.append(stream, makeEvents(2), { expected: 5 });
+        expect(next.nextExpectedRevision).toBe(7);
+        await store.append(stream, makeEvents(1), { expected: 'exists' });
+        expect(await revisions(stream)).toEqual([3, 4, 5, 6, 7, 8]);
+      });
+
+      it('removes nothing at or below where it truncated before, and returns 0', async () => {
+        const stream = streamName('trunc');
+        await appendAll(stream, [6]);
+        expect(await store.truncateBefore(stream, 4)).toBe(4);
+        expect(await store.truncateBefore(stream, 4)).toBe(0);
+        expect(await store.truncateBefore(stream, 2)).toBe(0);
+        expect(await store.truncateBefore(stream, 0)).toBe(0);
+        expect(await revisions(stream)).toEqual([4, 5]);
+        expect(await store.truncateBefore(stream, 5)).toBe(1);
+        expect(await revisions(stream)).toEqual([5]);
+      });
+
+      it('leaves a missing stream missing and a deleted one deleted, returning 0', async () => {
+        const missing = streamName('trunc');
+        expect(await store.truncateBefore(missing, 3)).toBe(0);
+        await expect(collect(store.readStream(missing))).rejects.toBeInstanceOf(
+          StreamNotFoundError,
+        );
+        // Nothing was recorded for it: its first events are revisions 0 onwards, all readable.
+        await store.append(missing, makeEvents(2), { expected: 'no_stream' });
+        expect(await revisions(missing)).toEqual([0, 1]);
+
+        const deleted = streamName('trunc');
+        await appendAll(deleted, [3]);
+        await store.deleteStream(deleted);
+        expect(await store.truncateBefore(deleted, 2)).toBe(0);
+        await expect(collect(store.readStream(deleted))).rejects.toBeInstanceOf(StreamDeletedError);
+      });
+
+      it('past the end removes every event but keeps the stream: its next append gets the next revision', async () => {
+        const stream = streamName('trunc');
+        await appendAll(stream, [2, 2]);
+        expect(await store.truncateBefore(stream, 1_000)).toBe(4);
+        expect(await collect(store.readStream(stream))).toEqual([]);
+        expect(await collect(store.readStream(stream, { direction: 'backwards' }))).toEqual([]);
+        expect(await store.truncateBefore(stream, 2_000)).toBe(0);
+        await expect(
+          store.append(stream, makeEvents(1), { expected: 'no_stream' }),
+        ).rejects.toBeInstanceOf(WrongExpectedVersionError);
+        const next = await store.append(stream, makeEvents(1), { expected: 3 });
+        expect(next.nextExpectedRevision).toBe(4);
+        expect(await revisions(stream)).toEqual([4]);
+      });
+
+      it('lets a truncated stream be deleted', async () => {
+        const stream = streamName('trunc');
+        await appendAll(stream, [3, 3]);
+        await store.truncateBefore(stream, 4);
+        await store.deleteStream(stream);
+        await expect(collect(store.readStream(stream))).rejects.toBeInstanceOf(StreamDeletedError);
+      });
+
+      it('refuses a revision that is not a non-negative integer, and a bad stream name', async () => {
+        const stream = streamName('trunc');
+        await appendAll(stream, [2]);
+        for (const revision of [-1, 1.5, Number.NaN]) {
+          await expect(store.truncateBefore(stream, revision)).rejects.toMatchObject({
+            code: ErrorCodes.VALIDATION,
+          });
+        }
+        await expect(store.truncateBefore('$all', 1)).rejects.toMatchObject({
+          code: ErrorCodes.VALIDATION,
+        });
+        expect(await revisions(stream)).toEqual([0, 1]);
+      });
+
+      it(`${options.removalsLeaveAll ? 'removes' : 'keeps until a scavenge'} the truncated events in readAll`, async () => {
+        const stream = streamName('trunc');
+        await appendAll(stream, [3, 3]);
+        const from = (await collect(store.readStream(stream)))[0]?.position as Position;
+        await store.truncateBefore(stream, 4);
+        const left = await collect(store.readAll({ from, filter: { streamPrefixes: [stream] } }));
+        expect(left.map((event) => event.revision)).toEqual(
+          options.removalsLeaveAll ? [4, 5] : [0, 1, 2, 3, 4, 5],
+        );
+      });
+
+      it('reads any window of a stream truncated anywhere like an array would', async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 6 }),
+            fc.nat(),
+            fc.boolean(),
+            fc.nat(),
+            fc.integer({ min: 1, max: 20 }),
+            async (sizes, cutSeed, backwards, fromSeed, maxCount) => {
+              const stream = streamName('twindow');
+              const ids = await appendAll(stream, sizes);
+              const cut = cutSeed % (ids.length + 2);
+              expect(await store.truncateBefore(stream, cut)).toBe(Math.min(cut, ids.length));
+              const fromRevision = fromSeed % ids.length;
+              const read = await collect(
+                store.readStream(stream, {
+                  direction: backwards ? 'backwards' : 'forwards',
+                  fromRevision,
+                  maxCount,
+                }),
+              );
+              // The array after the cut, as [revision, id]; reads index it by revision.
+              const kept = ids.map((id, revision) => [revision, id]).slice(cut);
+              const expected = backwards
+                ? kept
+                    .filter(([revision]) => (revision as number) <= fromRevision)
+                    .reverse()
+                    .slice(0, maxCount)
+                : kept
+                    .filter(([revision]) => (revision as number) >= fromRevision)
+                    .slice(0, maxCount);
+              expect(read.map((event) => [event.revision, event.id])).toEqual(expected);
+            },
+          ),
+          { numRuns: 25 },
+        );
       });
     });
 

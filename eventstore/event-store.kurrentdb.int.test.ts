@@ -34,7 +34,7 @@ describeEventStoreContract(
   }),
   {
     skipReason: 'skipReason' in source ? source.skipReason : undefined,
-    deleteRemovesFromAll: false,
+    removalsLeaveAll: false,
     largeEventBytes: 512 * 1024,
   },
 );

@@ -6,9 +6,10 @@
  * `maxCount`; reading `$all` backwards from a position is exclusive on the server
  * and inclusive in the port, so the event at that position is fetched first.
  *
- * Deleting tombstones the stream. KurrentDB keeps the bytes until a scavenge runs,
- * and until then the tombstoned events stay readable from `$all`. Scavenging is
- * the operator's job, not this adapter's: `scrub` does nothing (see there).
+ * Deleting tombstones the stream; truncating sets its `$tb` metadata. KurrentDB
+ * keeps the bytes until a scavenge runs, and until then the removed events stay
+ * readable from `$all`. Scavenging is the operator's job, not this adapter's:
+ * `scrub` does nothing (see there).
  */
 import { addAbortSignal } from 'node:stream';
 import * as kdb from '@kurrent/kurrentdb-client';
@@ -16,6 +17,7 @@ import {
   type AppendOptions,
   assertValidAppend,
   assertValidStreamName,
+  assertValidTruncate,
   comparePositions,
   type EventData,
   type EventFilter,
@@ -34,6 +36,9 @@ import {
   type SubscribeAllOptions,
   WrongExpectedVersionError,
 } from './event-store.js';
+
+/** Concurrent metadata writes to one stream: how often a truncation re-reads and tries again. */
+const METADATA_ATTEMPTS = 3;
 
 /** KurrentDB's default MaxAppendSize; a server configured higher needs `maxAppendBytes` raised too. */
 const DEFAULT_MAX_APPEND_BYTES = 1_048_576;
@@ -186,6 +191,85 @@ class KurrentDbEventStore implements EventStore {
       const mapped = portError(error, stream);
       if (!(mapped instanceof StreamDeletedError)) throw mapped;
     }
+  }
+
+  /**
+   * Sets the stream's `$tb` (truncate before), keeping the rest of its
+   * metadata; the write expects the metadata stream's revision it read, so a
+   * concurrent truncation can never lower `$tb` again (it re-reads and tries
+   * again). The revision is capped at the last event + 1: a `$tb` beyond the
+   * end would hide the stream's next appends too. A missing stream gets no
+   * metadata, for the same reason. The truncated events stay in `$all`, and
+   * on disk, until a scavenge; a scavenge keeps a stream's last event even
+   * then (KurrentDB's docs/server/features/streams.md).
+   */
+  async truncateBefore(stream: string, revision: number): Promise<number> {
+    this.assertOpen();
+    assertValidTruncate(stream, revision);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.truncateOnce(stream, revision);
+      } catch (error) {
+        if (!(error instanceof kdb.WrongExpectedVersionError) || attempt === METADATA_ATTEMPTS) {
+          throw portError(error, stream);
+        }
+      }
+    }
+  }
+
+  private async truncateOnce(stream: string, revision: number): Promise<number> {
+    const last = await this.edgeRevision(stream, kdb.BACKWARDS);
+    // Missing, deleted, or nothing readable (truncated to its end already).
+    if (last === undefined) return 0;
+    const first = (await this.edgeRevision(stream, kdb.FORWARDS)) ?? last + 1;
+    const before = Math.min(revision, last + 1);
+    if (before <= first) return 0;
+    const current = await this.currentMetadata(stream);
+    const { $tb: _previous, ...kept } = current?.data ?? {};
+    await this.client.setStreamMetadata(
+      stream,
+      { ...kept, truncateBefore: before },
+      { expectedRevision: current?.revision ?? kdb.NO_STREAM },
+    );
+    return before - first;
+  }
+
+  /** The revision of the stream's first (forwards) or last (backwards) readable event. */
+  private async edgeRevision(stream: string, direction: kdb.Direction) {
+    const fromRevision = direction === kdb.FORWARDS ? kdb.START : kdb.END;
+    const edge: kdb.ReadStreamOptions = { direction, fromRevision, maxCount: 1 };
+    try {
+      for await (const { event } of this.client.readStream(stream, edge)) {
+        if (event) return Number(event.revision);
+      }
+    } catch (error) {
+      const mapped = portError(error, stream);
+      if (mapped instanceof StreamNotFoundError || mapped instanceof StreamDeletedError) {
+        return undefined;
+      }
+      throw mapped;
+    }
+    return undefined;
+  }
+
+  /**
+   * The stream's metadata as stored (`$`-keys, which `setStreamMetadata`
+   * writes back unchanged) and its revision in the metadata stream. Read
+   * here, not with `getStreamMetadata`: client 1.3 reports an `$all`
+   * position as that revision.
+   */
+  private async currentMetadata(stream: string) {
+    const newest = { direction: kdb.BACKWARDS, fromRevision: kdb.END, maxCount: 1 } as const;
+    try {
+      for await (const { event } of this.client.readStream(kdb.metastreamOf(stream), newest)) {
+        if (!event) continue;
+        const data = event.isJson ? asJsonObject(event.data) : {};
+        return { data, revision: event.revision };
+      }
+    } catch (error) {
+      if (!(error instanceof kdb.StreamNotFoundError)) throw error;
+    }
+    return undefined;
   }
 
   /**

@@ -5,7 +5,8 @@
  *   log              position → record [stream, revision, id, type, recordedAtMs, data, metadata]
  *   stream-segments  [digest, first revision] → [first position, count, first event id]:
  *                    one entry per append, whose events have contiguous revisions
- *                    and positions, so a stream is read by expanding its segments
+ *                    and positions, so a stream is read by expanding its segments;
+ *                    `truncateBefore` re-keys a segment it cuts (the id then null)
  *   stream-appends   first event id of an append → [digest, first revision]: finds a
  *                    retried append (KurrentDB's idempotency: the same ids again)
  *   stream-states    digest → [last revision, deleted flag]; a deleted stream's
@@ -36,10 +37,12 @@
  * Commits by other processes on the same files wake them through a file
  * watch on the data file.
  *
- * Erasure: `deleteStream` overwrites every value it removes with zeros first
- * and then re-writes the log around what it removed, and `scrub` overwrites
- * the free pages, so a deleted stream's bytes leave the files; only its
- * digest stays, as the tombstone (lmdb-scrub.ts says why each step is needed).
+ * Erasure and retention: `deleteStream` and `truncateBefore` overwrite every
+ * value they remove with zeros first and then re-write the log around what
+ * they removed, and `scrub` overwrites the free pages, so the removed events'
+ * bytes leave the files; of a deleted stream only its digest stays, as the
+ * tombstone (event-store.lmdb.removal.ts has the order; lmdb-scrub.ts says
+ * why each step is needed).
  */
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
@@ -48,6 +51,7 @@ import {
   type AppendResult,
   assertValidAppend,
   assertValidStreamName,
+  assertValidTruncate,
   type EventData,
   type EventFilter,
   type EventStore,
@@ -73,11 +77,18 @@ import {
   toRecordedEvent,
 } from './event-store.lmdb.records.js';
 import {
+  eventsIn,
+  type RemovedRun,
+  removeFromIndexes,
+  removeFromLog,
+  type Segment,
+  type StreamIndexes,
+} from './event-store.lmdb.removal.js';
+import {
   assertComplete,
   FreePageScrubber,
   moveDatabase,
   nameDigest,
-  removeZeroed,
   touchAround,
 } from './lmdb-scrub.js';
 
@@ -88,7 +99,6 @@ export interface LmdbEventStoreOptions {
   readonly maxAppendBytes?: number;
 }
 
-type Segment = [firstPosition: number, count: number, firstId: string];
 type StreamState = [lastRevision: number, deleted: 0 | 1];
 
 const DEFAULT_MAX_APPEND_BYTES = 16 * 1024 * 1024;
@@ -120,6 +130,7 @@ class LmdbEventStore implements EventStore {
   /** Keyed by nameDigest(stream). */
   private readonly streams: Database<StreamState, string>;
   private readonly meta: Database<number, string>;
+  private readonly indexes: StreamIndexes;
   private readonly codec = new RecordCodec();
   private readonly scrubber: FreePageScrubber;
   private closed = false;
@@ -134,6 +145,7 @@ class LmdbEventStore implements EventStore {
     this.appends = root.openDB({ name: 'stream-appends' });
     this.streams = root.openDB({ name: 'stream-states' });
     this.meta = root.openDB({ name: 'meta', encoding: 'ordered-binary' });
+    this.indexes = { segments: this.segments, appends: this.appends };
     this.scrubber = new FreePageScrubber(root);
   }
 
@@ -272,42 +284,39 @@ class LmdbEventStore implements EventStore {
     const runs = await this.root.childTransaction(() => {
       const state = this.streams.get(key);
       if (state?.[1] === 1) return [];
-      const segments = [...this.segments.getRange({ start: [key, 0], end: [key, LAST_KEY] })];
-      for (const { key: segmentKey, value } of segments) {
-        removeZeroed(this.appends, value[2]);
-        removeZeroed(this.segments, segmentKey);
-      }
+      const ranges = removeFromIndexes(this.indexes, key, LAST_KEY);
       this.streams.put(key, [state ? state[0] : -1, 1]);
-      // The log last: a log page this transaction frees is reused, unzeroed, for
-      // the next page it copies, and only log pages near these runs are copied
-      // after it; the touch below rewrites those.
-      for (const [firstPosition, count] of segments.map(({ value }) => value)) {
-        for (let i = 0; i < count; i++) removeZeroed(this.log, firstPosition + i);
-      }
-      return this.deletedRuns(segments.map(({ value: [first, count] }) => [first, count]));
+      return removeFromLog(this.log, ranges);
     });
+    await this.rewriteAround(runs);
+  }
+
+  /**
+   * Removes the stream's events before `revision` from the log and the
+   * indexes, as `deleteStream` removes a whole stream, but keeps the stream's
+   * state: its last revision, so appends and their expected-revision checks
+   * go on. A segment the revision cuts keeps its later events under a new key.
+   */
+  async truncateBefore(stream: string, revision: number): Promise<number> {
+    this.assertOpen();
+    assertValidTruncate(stream, revision);
+    const key = nameDigest(stream);
+    const { removed, runs } = await this.root.childTransaction(() => {
+      const state = this.streams.get(key);
+      if (!state || state[1] === 1) return { removed: 0, runs: [] };
+      const ranges = removeFromIndexes(this.indexes, key, Math.min(revision, state[0] + 1));
+      return { removed: eventsIn(ranges), runs: removeFromLog(this.log, ranges) };
+    });
+    await this.rewriteAround(runs);
+    return removed;
+  }
+
+  /** The re-write after a removal (lmdb-scrub.ts), in its own transaction; then waits for the disk. */
+  private async rewriteAround(runs: readonly RemovedRun[]): Promise<void> {
     if (runs.length > 0) {
       await this.root.childTransaction(() => touchAround(this.log, runs, TOUCH_REACH_BYTES));
     }
     await this.root.flushed;
-  }
-
-  /**
-   * The maximal runs of removed positions: appends' ranges sorted, and joined
-   * where no live event lies between them, so the touch walks from each run
-   * once (a stream of single-event appends gives thousands of ranges).
-   */
-  private deletedRuns(ranges: [first: number, count: number][]): { first: number; last: number }[] {
-    const runs: { first: number; last: number }[] = [];
-    for (const [first, count] of ranges.sort((a, b) => a[0] - b[0])) {
-      const previous = runs[runs.length - 1];
-      const between = previous && [
-        ...this.log.getKeys({ start: previous.last, end: first, limit: 1 }),
-      ];
-      if (previous && between?.length === 0) previous.last = first + count - 1;
-      else runs.push({ first, last: first + count - 1 });
-    }
-    return runs;
   }
 
   async scrub(): Promise<void> {
@@ -351,6 +360,8 @@ class LmdbEventStore implements EventStore {
     for (const { key: segmentKey, value } of this.segmentsFrom(key, from, backwards)) {
       const [firstPosition, count] = value;
       const first = segmentKey[1];
+      // Below a truncated stream's first event, a forward read starts at it.
+      if (!backwards && revision < first) revision = first;
       for (
         ;
         revision >= first && revision < first + count && page.length < limit;

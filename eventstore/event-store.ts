@@ -10,7 +10,9 @@
  * - `readAll` from a position is inclusive, `subscribeAll` from a position is
  *   exclusive (a subscriber resumes after the checkpoint it stored);
  * - deleting a stream tombstones it: it cannot be read, written or re-created;
- *   `scrub` then removes the deleted events' bytes from the store's files.
+ *   `scrub` then removes the deleted events' bytes from the store's files;
+ * - truncating a stream (`truncateBefore`, KurrentDB's `$tb`) drops its oldest
+ *   events and keeps the rest, their revisions, and the stream.
  */
 import { ErrorCodes, TandemError } from '../schemas/errors.js';
 
@@ -107,6 +109,24 @@ export interface EventAppender {
   ): Promise<AppendResult>;
   /** Removes the stream's events and leaves a tombstone. Deleting a deleted stream is a no-op. */
   deleteStream(stream: string): Promise<void>;
+  /**
+   * Removes the stream's events before `revision` (exclusive), for retention:
+   * they can no longer be read from the stream, whose reads now begin at the
+   * first event kept (`start`, or any `fromRevision` below it). The stream
+   * stays: later events keep their revisions, its last revision does not
+   * change (expected-revision checks go on as before), and appends continue.
+   * A revision past the end removes every event; the stream then reads as
+   * empty and its next append gets the next revision. Returns how many events
+   * it removed: 0 when already truncated there or further, and for a missing
+   * or deleted stream (which it leaves as they are).
+   *
+   * The embedded store removes the events from `$all` at once, and `scrub`
+   * then removes their bytes; a removed append's retry record goes with its
+   * first event, so re-appending those ids appends them again. KurrentDB sets
+   * the stream's `$tb`: the events stay in `$all` until its operators
+   * scavenge (docs/eventstore.md).
+   */
+  truncateBefore(stream: string, revision: number): Promise<number>;
   /**
    * Overwrites the space deleted events held, so their bytes are gone from
    * the store's files, not only from every read: erasure calls it after
@@ -292,6 +312,18 @@ export function assertValidAppend(
       );
     }
   });
+}
+
+/** Rejects a truncation no adapter can take: a bad stream name, a revision that is not a non-negative integer. */
+export function assertValidTruncate(stream: string, revision: number): void {
+  assertValidStreamName(stream);
+  if (!(Number.isSafeInteger(revision) && revision >= 0)) {
+    throw new TandemError(
+      ErrorCodes.VALIDATION,
+      `truncate revision must be a non-negative integer, got ${revision}`,
+      { path: ['revision'] },
+    );
+  }
 }
 
 /** Stream names are non-empty, at most 256 characters, and never start with `$` (reserved). */

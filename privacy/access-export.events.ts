@@ -9,7 +9,7 @@
 import type { EventReader } from '../eventstore/event-store.js';
 import { StreamDeletedError } from '../eventstore/event-store.js';
 import { readStreamIfExists } from '../eventstore/read-stream.js';
-import type { Envelope } from '../schemas/envelope.js';
+import { type Envelope, EVENT_NAMES } from '../schemas/envelope.js';
 import type { Identifier } from '../schemas/identifier.js';
 import {
   type IdentifierHasher,
@@ -246,15 +246,6 @@ export const EVENT_CSV_COLUMNS = [
   'personal_data',
   'data',
 ] as const;
-
-const EVENT_NAMES: Readonly<Record<string, string>> = {
-  page: 'Page Viewed',
-  screen: 'Screen Viewed',
-  identify: 'Identify',
-  alias: 'Alias',
-  group: 'Group',
-  'pos.receipt': 'Order Completed',
-};
 
 /** An event as one flat CSV row: the columns the warehouse's `events` table has, and the data as JSON. */
 export function eventCsvRow(event: ExportedEvent): Record<string, unknown> {

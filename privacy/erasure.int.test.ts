@@ -217,6 +217,100 @@ describe('erasure', () => {
   });
 });
 
+describe('privacy requests', () => {
+  const batchAs = (anonymousId: string, messageId: string) =>
+    test.app.inject({
+      method: 'POST',
+      url: '/v1/track',
+      payload: { event: 'Product Viewed', anonymousId, messageId, properties: { product_id: 'x' } },
+      headers: { authorization: `Basic ${Buffer.from(`${test.writeKey}:`).toString('base64')}` },
+    });
+  const suppressedCount = async () => {
+    const metrics = await test.app.inject({ method: 'GET', url: '/metrics' });
+    const match = /tandem_ingest_events_suppressed_total\{source="web"\} (\d+)/.exec(metrics.body);
+    return Number(match?.[1] ?? 0);
+  };
+
+  it('suppress_only drops what Bob sends from then on and keeps what is held; unsuppress lets it in again', async () => {
+    const suppress = await fileAndWait(test, officer, {
+      type: 'suppress_only',
+      identifier: `email:${BOB.email}`,
+    });
+    expect(suppress.state).toBe('completed');
+    expect(suppress.report.suppressed).toBe(bob.identifiers.length);
+    const before = await suppressedCount();
+    expect((await batchAs(BOB.webDevice, 'bob-while-suppressed')).statusCode).toBe(200);
+    expect(await suppressedCount()).toBe(before + 1);
+    expect((await profileBy(`email:${BOB.email}`)).statusCode).toBe(200);
+
+    const unsuppress = await fileAndWait(test, officer, {
+      type: 'unsuppress',
+      identifier: `email:${BOB.email}`,
+    });
+    expect(unsuppress.state).toBe('completed');
+    expect((await batchAs(BOB.webDevice, 'bob-after-unsuppress')).statusCode).toBe(200);
+    expect(await suppressedCount()).toBe(before + 1);
+  });
+
+  it('refuses bad requests with the path of the bad field, and stores nothing', async () => {
+    const listed = async () =>
+      (await call(test, 'GET', '/v1/privacy/requests?limit=500', officer)).json().requests.length;
+    const count = await listed();
+    for (const [body, path] of [
+      [{ type: 'erase', identifier: `email:${BOB.email}` }, 'type'],
+      [{ type: 'erasure', identifier: 'email:not-an-email' }, 'identifier'],
+      [{ type: 'erasure', identifier: 'nothing' }, 'identifier'],
+      [{ type: 'erasure', identifier: 'profile:nobody' }, 'identifier'],
+      [{ type: 'access' }, 'identifier'],
+    ] as const) {
+      const response = await call(test, 'POST', '/v1/privacy/requests', officer, body);
+      expect(response.statusCode, JSON.stringify(body)).toBe(400);
+      expect(
+        response.json().error.issues.map((issue: { path: string }) => issue.path),
+        JSON.stringify(body),
+      ).toContain(path);
+    }
+    expect(await listed()).toBe(count);
+  });
+
+  it('is for privacy officers: a marketer gets 403 naming the role', async () => {
+    const response = await call(test, 'POST', '/v1/privacy/requests', marketer, {
+      type: 'access',
+      identifier: `email:${BOB.email}`,
+    });
+    expect(response.statusCode).toBe(403);
+    expect(response.json().error.message).toContain('privacy_officer');
+  });
+
+  it('has no export for an erasure (409), and 404 for an unknown request', async () => {
+    const requests = (await call(test, 'GET', '/v1/privacy/requests?limit=500', officer)).json()
+      .requests as { id: string; type: string }[];
+    const erasureRequest = requests.find((request) => request.type === 'erasure');
+    const exported = await call(
+      test,
+      'GET',
+      `/v1/privacy/requests/${erasureRequest?.id}/export`,
+      officer,
+    );
+    expect(exported.statusCode).toBe(409);
+    expect(
+      (await call(test, 'GET', '/v1/privacy/requests/prq_doesnotexist00', officer)).statusCode,
+    ).toBe(404);
+  });
+
+  it('lists requests newest first, with the audit trail holding each one without personal data', async () => {
+    const { requests } = (await call(test, 'GET', '/v1/privacy/requests', officer)).json();
+    expect(requests[0].type).toBe('unsuppress');
+    const audit = await call(test, 'GET', '/v1/audit?action=privacy.&limit=1000', officer);
+    expect(audit.statusCode, audit.body).toBe(200);
+    const actions = audit.json().entries.map((entry: { action: string }) => entry.action);
+    expect(actions).toEqual(
+      expect.arrayContaining(['privacy.request_filed', 'privacy.erasure', 'privacy.suppress_only']),
+    );
+    for (const text of anaTexts(ana.identifiers)) expect(audit.body).not.toContain(text);
+  });
+});
+
 /** Rows of every table that name Ana's profile or one of her identifiers, read as text. */
 async function rowsMentioningAna(): Promise<Record<string, number>> {
   const warehouse = test.platform.warehouse;

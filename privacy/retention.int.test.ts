@@ -56,7 +56,7 @@ beforeAll(async () => {
   ];
   laptopId = String(calls[0]?.anonymousId);
   tabletId = String(calls[3]?.anonymousId);
-  await api.sample.ingestor.tracking(aBatch(calls), NOW, web);
+  await api.sample.ingestor.tracking(aBatch(calls, new Date(NOW)), NOW, web);
   await api.sample.ingestor.receipts(
     [
       PosReceipt.parse(

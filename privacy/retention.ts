@@ -17,9 +17,9 @@
  */
 import type { Logger } from 'pino';
 import type { EventStore } from '../eventstore/event-store.js';
+import { ORDER_COMPLETED } from '../schemas/envelope.js';
 import {
   hasAgedOut,
-  ORDER_COMPLETED,
   type RetentionCutoffs,
   type RetentionKind,
   type RetentionPolicy,

@@ -144,15 +144,8 @@ export function countPersonRows(
 ): Promise<Record<string, number>> {
   return withTargets(warehouse, request, person, async (params) => {
     const counts: Record<string, number> = {};
-    for (const { spec, where } of personTables()) {
-      const [row] = await selectRows<{ n: number }>(
-        warehouse.client,
-        `SELECT count() AS n FROM ${warehouse.table(spec.name)} WHERE ${bind(warehouse, where)}
-         SETTINGS final = 0`,
-        params,
-      );
-      counts[spec.name] = row?.n ?? 0;
-    }
+    for (const { spec, where } of personTables())
+      counts[spec.name] = await countWhere(warehouse, spec.name, bind(warehouse, where), params);
     return counts;
   });
 }
@@ -170,24 +163,32 @@ export function deletePersonRows(
   return withTargets(warehouse, request, person, async (params) => {
     const removed: Record<string, number> = {};
     for (const { spec, where } of personTables()) {
-      const table = warehouse.table(spec.name);
       const predicate = bind(warehouse, where);
-      const [row] = await selectRows<{ n: number }>(
-        warehouse.client,
-        `SELECT count() AS n FROM ${table} WHERE ${predicate} SETTINGS final = 0`,
-        params,
-      );
-      const rows = row?.n ?? 0;
-      removed[spec.name] = rows;
-      if (rows === 0) continue;
+      removed[spec.name] = await countWhere(warehouse, spec.name, predicate, params);
+      if (removed[spec.name] === 0) continue;
       await warehouse.client.command({
-        query: `ALTER TABLE ${table}${onCluster(warehouse)} DELETE WHERE ${predicate}
+        query: `ALTER TABLE ${warehouse.table(spec.name)}${onCluster(warehouse)} DELETE WHERE ${predicate}
                 SETTINGS mutations_sync = 2`,
         query_params: params,
       });
     }
     return removed;
   });
+}
+
+/** Rows matching `predicate`, every stored version counted (no FINAL). */
+async function countWhere(
+  warehouse: Warehouse,
+  table: string,
+  predicate: string,
+  params: Record<string, unknown>,
+): Promise<number> {
+  const [row] = await selectRows<{ n: number }>(
+    warehouse.client,
+    `SELECT count() AS n FROM ${warehouse.table(table)} WHERE ${predicate} SETTINGS final = 0`,
+    params,
+  );
+  return row?.n ?? 0;
 }
 
 function bind(warehouse: Warehouse, where: string): string {

@@ -16,6 +16,7 @@
  */
 import type { RecordedEvent } from '../eventstore/event-store.js';
 import { CatalogEventTypes } from '../schemas/catalog.js';
+import { EVENT_NAMES, ORDER_COMPLETED } from '../schemas/envelope.js';
 import type { Identifier } from '../schemas/identifier.js';
 import {
   IdentityEventTypes as E,
@@ -39,15 +40,6 @@ export interface RowContext {
 type Json = Record<string, unknown>;
 
 const SEGMENT_TYPES = new Set(['track', 'page', 'screen', 'identify', 'alias', 'group']);
-const EVENT_NAMES: Readonly<Record<string, string>> = {
-  page: 'Page Viewed',
-  screen: 'Screen Viewed',
-  identify: 'Identify',
-  alias: 'Alias',
-  group: 'Group',
-  'pos.receipt': 'Order Completed',
-};
-const ORDER_COMPLETED = 'Order Completed';
 
 /** Adds the rows `event` becomes to `out`; events the warehouse does not hold add none. */
 export function projectEvent(event: RecordedEvent, context: RowContext, out: RowSink): void {

@@ -63,3 +63,16 @@ export const Envelope = z.strictObject({
   pii: SealedPii.optional(),
 });
 export type Envelope = z.infer<typeof Envelope>;
+
+/** The event name a call or receipt of each type stands for (a `track` call names its own). */
+export const EVENT_NAMES: Readonly<Record<string, string>> = {
+  page: 'Page Viewed',
+  screen: 'Screen Viewed',
+  identify: 'Identify',
+  alias: 'Alias',
+  group: 'Group',
+  'pos.receipt': 'Order Completed',
+};
+
+/** Segment's e-commerce spec name of an order, online or in a store. */
+export const ORDER_COMPLETED = 'Order Completed';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CONSENT_STATED } from './consent.js';
+import { ORDER_COMPLETED } from './envelope.js';
 import { PROFILE_STREAM_PREFIX } from './identity.js';
 
 /**
@@ -50,7 +51,6 @@ export interface RetentionSubject {
 
 const DAY_MS = 86_400_000;
 const CLICKSTREAM_TYPES = new Set(['track', 'page', 'screen', 'identify', 'alias', 'group']);
-export const ORDER_COMPLETED = 'Order Completed';
 
 /** The retention kind of a log event, or undefined for what never ages out. */
 export function retentionKindOf(event: RetentionSubject): RetentionKind | undefined {
