@@ -12,6 +12,7 @@ import {
   ANA,
   call,
   fileAndWait,
+  ingest,
   ingestScenario,
   keyWithRole,
   personInWarehouse,
@@ -92,7 +93,6 @@ async function ingestOthers(
   test: Awaited<ReturnType<typeof startScenarioPlatform>>,
   shoppers: number,
 ): Promise<void> {
-  const authorization = `Basic ${Buffer.from(`${test.writeKey}:`).toString('base64')}`;
   const perShopper = 20;
   const calls: object[] = [];
   for (let shopper = 0; shopper < shoppers; shopper++)
@@ -106,13 +106,6 @@ async function ingestOthers(
         properties: { product_id: `sku-shoe-${1 + (i % 2)}` },
         timestamp: new Date(Date.UTC(2026, 10, 1 + (i % 20), 10, shopper % 60)).toISOString(),
       });
-  for (let start = 0; start < calls.length; start += 500) {
-    const response = await test.app.inject({
-      method: 'POST',
-      url: '/v1/batch',
-      payload: { batch: calls.slice(start, start + 500) },
-      headers: { authorization },
-    });
-    if (response.statusCode !== 200) throw new Error(`batch: ${response.statusCode}`);
-  }
+  for (let start = 0; start < calls.length; start += 500)
+    await ingest(test, '/v1/batch', { batch: calls.slice(start, start + 500) });
 }

@@ -174,8 +174,6 @@ export interface PlatformOptions {
   readonly host: string;
   readonly port: number;
   readonly parts: readonly Part[];
-  /** Fault injection for crash tests: the privacy runner stops right after this step, as if killed. */
-  readonly privacyCrashAfter?: string;
 }
 
 /**
@@ -237,7 +235,13 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
         parseIdentifier,
         projectedUpTo: async () => (await readCheckpoint(warehouse, DEFAULT_PROJECTOR))?.position,
         log: runtime.logger.child({ part: 'privacy' }),
-        ...(options.privacyCrashAfter ? { crashAfter: options.privacyCrashAfter } : {}),
+        // The crash tests' failpoint (TANDEM_FAULT_KILL_AFTER=privacy:STEP): killed as by kill -9.
+        ...(config.faults.killAfter?.startsWith('privacy:')
+          ? {
+              crashAfter: config.faults.killAfter.slice('privacy:'.length),
+              crash: () => process.kill(process.pid, 'SIGKILL'),
+            }
+          : {}),
       })
     : undefined;
   // Retention runs beside the projector too (one per deployment): daily, first a minute after the start.

@@ -2,16 +2,15 @@
  * The `tandem` command as a user runs it: a real process, real files in a
  * temp data directory, signals to stop it.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CLI, startTandem } from './testing/tandem-process.js';
 
-const cli = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+const cli = CLI;
 const run = promisify(execFile);
 
 describe('tandem CLI', () => {
@@ -39,32 +38,9 @@ describe('tandem CLI', () => {
 
   /** Starts `tandem start` and resolves once it logs that it runs, with its parsed log lines. */
   async function startPlatform(...args: string[]) {
-    const child = spawn(process.execPath, ['--import', 'tsx', cli, 'start', ...args], {
-      env,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    children.push(child);
-    const lines: Record<string, unknown>[] = [];
-    const reader = createInterface({ input: child.stderr });
-    const running = new Promise<void>((resolve, reject) => {
-      reader.on('line', (line) => {
-        if (!line.startsWith('{')) {
-          reject(new Error(`tandem start wrote a line that is not a JSON log entry: ${line}`));
-          return;
-        }
-        const entry = JSON.parse(line) as Record<string, unknown>;
-        lines.push(entry);
-        if (String(entry.msg).startsWith('Tandem is running')) resolve();
-      });
-      child.on('exit', (code) =>
-        reject(new Error(`tandem start exited with ${code}: ${JSON.stringify(lines)}`)),
-      );
-    });
-    await running;
-    const exited = new Promise<number | null>((resolve) =>
-      child.on('exit', (code) => resolve(code)),
-    );
-    return { child, lines, exited };
+    const platform = await startTandem(env, ...args);
+    children.push(platform.child);
+    return { ...platform, exited: platform.exited.then(({ code }) => code) };
   }
 
   it('serves the tracking API: a batch posted with the generated write key lands in the log', async () => {

@@ -21,6 +21,7 @@ import {
   call,
   fileAndWait,
   filesContaining,
+  ingest,
   ingestScenario,
   keyWithRole,
   personInWarehouse,
@@ -166,21 +167,15 @@ describe('erasure', () => {
   });
 
   it('drops what she sends afterwards at ingest', async () => {
-    const response = await test.app.inject({
-      method: 'POST',
-      url: '/v1/track',
-      payload: {
-        event: 'Product Viewed',
-        anonymousId: ANA.webDevice,
-        messageId: 'ana-after-erasure',
-        properties: { product_id: 'sku-shoe-1' },
-      },
-      headers: { authorization: `Basic ${Buffer.from(`${test.writeKey}:`).toString('base64')}` },
+    await ingest(test, '/v1/track', {
+      event: 'Product Viewed',
+      anonymousId: ANA.webDevice,
+      messageId: 'ana-after-erasure',
+      properties: { product_id: 'sku-shoe-1' },
     });
-    expect(response.statusCode).toBe(200);
     await test.settle();
     expect((await profileBy(`anonymous_id:${ANA.webDevice}`)).statusCode).toBe(404);
-    const metrics = await test.app.inject({ method: 'GET', url: '/metrics' });
+    const metrics = await test.request('GET', '/metrics');
     expect(metrics.body).toMatch(/tandem_ingest_events_suppressed_total\{source="web"\} 1/);
   });
 
@@ -219,14 +214,14 @@ describe('erasure', () => {
 
 describe('privacy requests', () => {
   const batchAs = (anonymousId: string, messageId: string) =>
-    test.app.inject({
-      method: 'POST',
-      url: '/v1/track',
-      payload: { event: 'Product Viewed', anonymousId, messageId, properties: { product_id: 'x' } },
-      headers: { authorization: `Basic ${Buffer.from(`${test.writeKey}:`).toString('base64')}` },
+    ingest(test, '/v1/track', {
+      event: 'Product Viewed',
+      anonymousId,
+      messageId,
+      properties: { product_id: 'x' },
     });
   const suppressedCount = async () => {
-    const metrics = await test.app.inject({ method: 'GET', url: '/metrics' });
+    const metrics = await test.request('GET', '/metrics');
     const match = /tandem_ingest_events_suppressed_total\{source="web"\} (\d+)/.exec(metrics.body);
     return Number(match?.[1] ?? 0);
   };

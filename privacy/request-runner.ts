@@ -74,8 +74,10 @@ export interface PrivacyRunnerDeps {
   readonly log?: Logger;
   /** How long to wait for the resolver's answer and the projection (ms); 60 s by default. */
   readonly waitMs?: number;
-  /** Tests: stop right after this step, as a crash there would. */
+  /** Crash tests: stop right after this step, as a crash there would… */
   readonly crashAfter?: string;
+  /** …by calling this (the platform kills its own process); without it, the runner throws `SimulatedCrash`. */
+  readonly crash?: () => void;
 }
 
 /** A step that cannot be done yet (the resolver or projector is behind): retried later. */
@@ -120,7 +122,10 @@ export function createPrivacyRunner(deps: PrivacyRunnerDeps): PrivacyRunner {
         const outcome = await step(person);
         person = outcome.person ?? person;
         await deps.requests.record(requestId, { step: name, ...outcome });
-        if (deps.crashAfter === name) throw new SimulatedCrash(`crash after ${name}`);
+        if (deps.crashAfter === name) {
+          deps.crash?.();
+          throw new SimulatedCrash(`crash after ${name}`);
+        }
       }
       failures.delete(requestId);
       finished.add(requestId);
@@ -165,13 +170,17 @@ export function createPrivacyRunner(deps: PrivacyRunnerDeps): PrivacyRunner {
           if (error instanceof SimulatedCrash) throw error;
           deps.log?.warn({ err: error }, 'could not run privacy requests; retrying');
         });
+        // Sleeps until the next round, a nudge or the abort, whichever is first; leaves no listener behind.
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, everyMs);
-          wake = () => {
+          const done = () => {
             clearTimeout(timer);
+            signal.removeEventListener('abort', done);
+            wake = undefined;
             resolve();
           };
-          signal.addEventListener('abort', wake, { once: true });
+          const timer = setTimeout(done, everyMs);
+          wake = done;
+          signal.addEventListener('abort', done, { once: true });
         });
       }
     },

@@ -71,6 +71,11 @@ export const EnvSchema = z.object({
     .optional(),
   /** Days each kind of event is kept, e.g. `clickstream=400,orders=3650`; `none` keeps everything (docs/privacy.md#retention). */
   TANDEM_RETENTION: RetentionSetting.optional(),
+  /** Crash tests only: the process kills itself (SIGKILL) right after this step, e.g. `privacy:destroy_keys`. Never set it in production. */
+  TANDEM_FAULT_KILL_AFTER: z
+    .string()
+    .regex(/^privacy:[a-z_]+$/, 'must be privacy:STEP, e.g. privacy:destroy_keys')
+    .optional(),
 });
 
 /** Variables whose values never appear in messages. */
@@ -116,6 +121,7 @@ export function configSchema(cwd: string) {
       identityRulesFile: env.TANDEM_IDENTITY_RULES && resolve(cwd, env.TANDEM_IDENTITY_RULES),
       consent: { purposes: env.TANDEM_CONSENT_PURPOSES ?? [...DEFAULT_PURPOSES] },
       retention: env.TANDEM_RETENTION ?? DEFAULT_RETENTION,
+      faults: { killAfter: env.TANDEM_FAULT_KILL_AFTER },
     };
   });
 }

@@ -8,10 +8,8 @@
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { PARTS, type Platform, startPlatform } from '../../cli/platform.js';
 import { openRuntime, type Runtime } from '../../cli/runtime.js';
-import { selectRows } from '../../warehouse/select.js';
 
 export const ANA = {
   email: 'ana.erasure@example.com',
@@ -33,22 +31,40 @@ export const BOB = {
 
 const PRODUCTS = ['sku-shoe-1', 'sku-shoe-2', 'sku-sock-1', 'sku-bag-1', 'sku-coat-1'];
 
-export interface ScenarioPlatform {
+/** An answer as the tests read it, from `inject` or from `fetch`. */
+export interface Answer {
+  readonly statusCode: number;
+  readonly body: string;
+  readonly rawPayload: Buffer;
+  // biome-ignore lint/suspicious/noExplicitAny: tests read answers as the route shapes them, as with inject's json()
+  json(): any;
+}
+
+/** The platform as the scenario talks to it: in this process, or a `tandem` process over HTTP. */
+export interface ScenarioClient {
+  /** `Authorization` of the bootstrap admin key. */
+  readonly admin: string;
+  readonly writeKey: string;
+  request(
+    method: 'GET' | 'POST',
+    url: string,
+    options?: { readonly authorization?: string; readonly payload?: unknown },
+  ): Promise<Answer>;
+  /** Waits until the projector has written everything in the log (twice in a row: decisions follow facts). */
+  settle(): Promise<void>;
+}
+
+export interface ScenarioPlatform extends ScenarioClient {
   readonly dataDir: string;
   readonly runtime: Runtime;
   readonly platform: Platform;
-  readonly app: FastifyInstance;
-  readonly admin: string;
-  readonly writeKey: string;
-  /** Waits until the projector has written everything in the log (twice in a row: decisions follow facts). */
-  settle(): Promise<void>;
   /** Closes the platform and its runtime (the data directory stays). */
   stop(): Promise<void>;
 }
 
-/** Starts the platform on `dataDir` (a new temp directory when none). */
+/** Starts the platform on `dataDir` (a new temp directory when none), in this process. */
 export async function startScenarioPlatform(
-  options: { dataDir?: string; privacyCrashAfter?: string } = {},
+  options: { dataDir?: string } = {},
 ): Promise<ScenarioPlatform> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'tandem-privacy-')));
   const runtime = await openRuntime({
@@ -56,19 +72,22 @@ export async function startScenarioPlatform(
     TANDEM_LOG_LEVEL: 'warn',
     TANDEM_LOG_FORMAT: 'json',
   });
-  const platform = await startPlatform(runtime, {
-    host: '127.0.0.1',
-    port: 0,
-    parts: PARTS,
-    ...(options.privacyCrashAfter ? { privacyCrashAfter: options.privacyCrashAfter } : {}),
-  });
+  const platform = await startPlatform(runtime, { host: '127.0.0.1', port: 0, parts: PARTS });
   return {
     dataDir,
     runtime,
     platform,
-    app: platform.app,
     admin: `Bearer ${platform.adminKey.value}`,
     writeKey: platform.writeKey.value,
+    async request(method, url, options = {}) {
+      const answer = await platform.app.inject({
+        method,
+        url,
+        headers: options.authorization ? { authorization: options.authorization } : {},
+        ...(options.payload === undefined ? {} : { payload: options.payload as object }),
+      });
+      return answer;
+    },
     async settle() {
       const projector = platform.projector;
       if (!projector) throw new Error('the scenario platform runs no projector');
@@ -84,21 +103,52 @@ export async function startScenarioPlatform(
   };
 }
 
+/** A `tandem` process serving at `address`, as the scenario talks to it. */
+export function httpClient(address: string, adminKey: string, writeKey: string): ScenarioClient {
+  const request: ScenarioClient['request'] = async (method, url, options = {}) => {
+    const response = await fetch(`${address}${url}`, {
+      method,
+      headers: {
+        ...(options.authorization ? { authorization: options.authorization } : {}),
+        ...(options.payload === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(options.payload === undefined ? {} : { body: JSON.stringify(options.payload) }),
+    });
+    const rawPayload = Buffer.from(await response.arrayBuffer());
+    const body = rawPayload.toString('utf8');
+    return { statusCode: response.status, body, rawPayload, json: () => JSON.parse(body) };
+  };
+  return {
+    admin: `Bearer ${adminKey}`,
+    writeKey,
+    request,
+    async settle() {
+      for (let quiet = 0; quiet < 2; ) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const metrics = (await request('GET', '/metrics')).body;
+        quiet = /^tandem_projector_lag_events 0$/m.test(metrics) ? quiet + 1 : 0;
+      }
+    },
+  };
+}
+
+/** Sends `payload` to an ingest route with the write key; throws unless it is accepted. */
+export async function ingest(test: ScenarioClient, url: string, payload: unknown): Promise<Answer> {
+  const response = await test.request('POST', url, {
+    authorization: `Basic ${Buffer.from(`${test.writeKey}:`).toString('base64')}`,
+    payload,
+  });
+  if (response.statusCode !== 200)
+    throw new Error(`${url}: ${response.statusCode} ${response.body}`);
+  return response;
+}
+
 /** Sends the scenario's catalog, Ana, Bob and a few others through the ingest routes. */
 export async function ingestScenario(
-  test: ScenarioPlatform,
+  test: ScenarioClient,
   options: { anaViews?: number } = {},
 ): Promise<void> {
-  const send = async (url: string, payload: object) => {
-    const response = await test.app.inject({
-      method: 'POST',
-      url,
-      payload,
-      headers: { authorization: `Basic ${Buffer.from(`${test.writeKey}:`).toString('base64')}` },
-    });
-    if (response.statusCode !== 200)
-      throw new Error(`${url}: ${response.statusCode} ${response.body}`);
-  };
+  const send = (url: string, payload: unknown) => ingest(test, url, payload);
   await send(
     '/v1/catalog/products',
     PRODUCTS.map((sku, i) => ({
@@ -246,23 +296,18 @@ export async function ingestScenario(
 }
 
 /** Calls the query API with an API key. */
-export async function call(
-  test: ScenarioPlatform,
+export function call(
+  test: ScenarioClient,
   method: 'GET' | 'POST',
   url: string,
   authorization: string,
   payload?: object,
-) {
-  return test.app.inject({
-    method,
-    url,
-    headers: { authorization },
-    ...(payload ? { payload } : {}),
-  });
+): Promise<Answer> {
+  return test.request(method, url, { authorization, ...(payload ? { payload } : {}) });
 }
 
 /** An API key with `role`, created through the API. */
-export async function keyWithRole(test: ScenarioPlatform, role: string): Promise<string> {
+export async function keyWithRole(test: ScenarioClient, role: string): Promise<string> {
   const response = await call(test, 'POST', '/v1/keys', test.admin, {
     name: `${role} for the privacy test`,
     grant: { kind: 'api', roles: [role] },
@@ -271,10 +316,8 @@ export async function keyWithRole(test: ScenarioPlatform, role: string): Promise
   return `Bearer ${response.json().token}`;
 }
 
-/** The profile id and identifiers of the person with `email`, as the warehouse knows them now. */
-export async function personInWarehouse(test: ScenarioPlatform, email: string) {
-  const warehouse = test.platform.warehouse;
-  if (!warehouse) throw new Error('no warehouse');
+/** The profile id and identifiers of the person with `email`, as the warehouse knows them now (through the API). */
+export async function personInWarehouse(test: ScenarioClient, email: string) {
   const response = await call(
     test,
     'GET',
@@ -284,23 +327,21 @@ export async function personInWarehouse(test: ScenarioPlatform, email: string) {
   if (response.statusCode !== 200)
     throw new Error(`profile: ${response.statusCode} ${response.body}`);
   const profileId = response.json().profileId as string;
-  const identifiers = await selectRows<{ identifier_type: string; identifier_hash: string }>(
-    warehouse.client,
-    `SELECT identifier_type, identifier_hash FROM ${warehouse.table('identity')} WHERE profile_id = {id:String}`,
-    { id: profileId },
-  );
+  const sql = await call(test, 'POST', '/v1/sql', test.admin, {
+    query: 'SELECT identifier_type, identifier_hash FROM identity WHERE profile_id = {id:String}',
+    params: { id: profileId },
+  });
+  if (sql.statusCode !== 200) throw new Error(`identity: ${sql.statusCode} ${sql.body}`);
+  const rows = sql.json().data as { identifier_type: string; identifier_hash: string }[];
   return {
     profileId,
-    identifiers: identifiers.map((row) => ({
-      type: row.identifier_type,
-      hash: row.identifier_hash,
-    })),
+    identifiers: rows.map((row) => ({ type: row.identifier_type, hash: row.identifier_hash })),
   };
 }
 
 /** Files a privacy request and waits until it completes or fails; returns its final view. */
 export async function fileAndWait(
-  test: ScenarioPlatform,
+  test: ScenarioClient,
   officer: string,
   body: { type: string; identifier: string },
   timeoutMs = 60_000,
@@ -311,7 +352,7 @@ export async function fileAndWait(
 }
 
 export async function waitForRequest(
-  test: ScenarioPlatform,
+  test: ScenarioClient,
   officer: string,
   requestId: string,
   timeoutMs = 60_000,
