@@ -247,6 +247,25 @@ describe('privacy requests', () => {
     expect(await suppressedCount()).toBe(before + 1);
   });
 
+  it("downloads Bob's access export as a zip, and audits the download", async () => {
+    const access = await fileAndWait(test, officer, {
+      type: 'access',
+      identifier: `member_id:${BOB.memberId}`,
+    });
+    expect(access.state).toBe('completed');
+    expect(access.report.profiles).toBe(1);
+    expect(access.report.events).toBeGreaterThan(0);
+    const zip = await call(test, 'GET', `/v1/privacy/requests/${access.id}/export`, officer);
+    expect(zip.statusCode).toBe(200);
+    expect(zip.rawPayload.subarray(0, 2).toString()).toBe('PK');
+    expect(zip.rawPayload.includes(Buffer.from('README.txt'))).toBe(true);
+    const audit = await call(test, 'GET', '/v1/audit?action=privacy.export_downloaded', officer);
+    expect(audit.json().entries[0]).toMatchObject({
+      action: 'privacy.export_downloaded',
+      details: { requestId: access.id },
+    });
+  });
+
   it('refuses bad requests with the path of the bad field, and stores nothing', async () => {
     const listed = async () =>
       (await call(test, 'GET', '/v1/privacy/requests?limit=500', officer)).json().requests.length;
@@ -295,7 +314,11 @@ describe('privacy requests', () => {
 
   it('lists requests newest first, with the audit trail holding each one without personal data', async () => {
     const { requests } = (await call(test, 'GET', '/v1/privacy/requests', officer)).json();
-    expect(requests[0].type).toBe('unsuppress');
+    expect(requests.map((request: { type: string }) => request.type).slice(0, 3)).toEqual([
+      'access',
+      'unsuppress',
+      'suppress_only',
+    ]);
     const audit = await call(test, 'GET', '/v1/audit?action=privacy.&limit=1000', officer);
     expect(audit.statusCode, audit.body).toBe(200);
     const actions = audit.json().entries.map((entry: { action: string }) => entry.action);
