@@ -193,7 +193,13 @@ function projectIdentity(event: IdentityEvent, out: RowSink): void {
   };
   switch (event.type) {
     case E.created:
-      out.add('profiles', { profile_id: event.profileId, status: 'active', merged_into: '', seq });
+      out.add('profiles', {
+        profile_id: event.profileId,
+        status: 'active',
+        merged_into: '',
+        created_reason: event.reason,
+        seq,
+      });
       map(event.identifiers, event.profileId);
       return;
     case E.linked:

@@ -126,6 +126,22 @@ describe(projectEvent.name, () => {
     ]);
   });
 
+  it('writes why a profile was created (the recommendation model leaves shared devices out by it)', () => {
+    const rows = rowsOf(
+      recorded('profile-prf_t', E.created, {
+        type: E.created,
+        profileId: 'prf_t',
+        seq: 9,
+        evidence: { eventId: 'e', position: '5/5' },
+        identifiers: [{ type: 'anonymous_id', hash: hash('t') }],
+        reason: 'shared',
+      }),
+    );
+    expect(rows.get('profiles')).toEqual([
+      { profile_id: 'prf_t', status: 'active', merged_into: '', created_reason: 'shared', seq: 9 },
+    ]);
+  });
+
   it('turns catalog upserts, each entry the data of its envelope, into products and stores rows', () => {
     const envelope = (type: string, data: Record<string, unknown>) => ({
       id: 'x',
