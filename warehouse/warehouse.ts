@@ -79,6 +79,10 @@ export interface Warehouse {
  * Settings every Tandem query runs with:
  * - `final`: reads see each key's newest row only, so a row written twice
  *   (a re-delivered batch) counts once before ClickHouse merges the parts;
+ *   per partition (`do_not_merge_across_partitions_select_final`): a row's
+ *   key never changes partition (`events` by the month it occurred), and
+ *   ClickHouse's own merges never cross one, so the answer is the same and a
+ *   partition already merged into one part is read without merging;
  * - 64-bit integers as JSON numbers, the same on chDB and a server.
  *
  * Times are written in ClickHouse's basic format (`clickhouseTime`): the
@@ -87,6 +91,7 @@ export interface Warehouse {
  */
 export const QUERY_SETTINGS: ClickHouseSettings = {
   final: 1,
+  do_not_merge_across_partitions_select_final: 1,
   output_format_json_quote_64bit_integers: 0,
 };
 
