@@ -110,6 +110,23 @@ describe(profilesRoutes.name, () => {
     expect(nobody.json().error.message).toContain('email');
   });
 
+  it('audits each lookup by identifier with its type and outcome, never the value', async () => {
+    const id = await profileIdOf(OMNI_EMAIL);
+    await get('/v1/profiles?identifier=email:nobody@example.org', marketer);
+    const [missed, found] = await api.audit.recent(2);
+    expect(found).toMatchObject({
+      action: 'profile.lookup',
+      outcome: 'ok',
+      details: { identifierType: 'email', profileId: id },
+    });
+    expect(missed).toMatchObject({
+      action: 'profile.lookup',
+      outcome: 'TANDEM_ERR_NOT_FOUND',
+      details: { identifierType: 'email' },
+    });
+    expect(JSON.stringify([missed, found])).not.toMatch(/nobody@example\.org|@/);
+  });
+
   it('says what is wrong with a bad identifier or profile id', async () => {
     const noType = await get('/v1/profiles?identifier=ana@example.com', marketer);
     expect(noType.statusCode).toBe(400);

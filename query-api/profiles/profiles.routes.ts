@@ -9,6 +9,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AuditLog } from '../../privacy/audit.js';
+import { ErrorCodes, isTandemError } from '../../schemas/errors.js';
 import type { Identifier } from '../../schemas/identifier.js';
 import { ProfileId } from '../../schemas/identity.js';
 import { assertRole, principalOf, requireRole } from '../auth.js';
@@ -137,7 +138,24 @@ export const profilesRoutes: FastifyPluginAsync<ProfilesRoutesOptions> = async (
     },
     async (request) => {
       const identifier = options.parseIdentifier(request.query.identifier);
-      const profileId = await findProfileId(options, identifier);
+      // Who looked a person up by their email or phone is on record: the type, never the value.
+      const lookup = { keyId: principalOf(request).keyId, action: 'profile.lookup' };
+      let profileId: string;
+      try {
+        profileId = await findProfileId(options, identifier);
+      } catch (error) {
+        await options.audit.record({
+          ...lookup,
+          outcome: isTandemError(error) ? error.code : ErrorCodes.INTERNAL,
+          details: { identifierType: identifier.type },
+        });
+        throw error;
+      }
+      await options.audit.record({
+        ...lookup,
+        outcome: 'ok',
+        details: { identifierType: identifier.type, profileId },
+      });
       return answer(request, profileId, request.query.include);
     },
   );
