@@ -221,19 +221,18 @@ class LogResolver implements Resolver {
     if (this.failure) throw this.failure;
     this.read = event.position;
     const input = identityInput(event);
+    const person = input?.kind === 'erase' ? this.graph.personOf(input.identifier.hash) : undefined;
     if (input) {
-      const person =
-        input.kind === 'erase' ? this.graph.personOf(input.identifier.hash) : undefined;
       const decisions = this.graph.resolve(input);
       this.facts++;
       this.sinceSnapshot++;
       for (const [index, decision] of decisions.entries()) this.queue(event.id, index, decision);
       this.decisions += decisions.length;
-      if (input.kind === 'erase') await this.answerErasure(event, input, person);
     }
     this.pendingUpTo = event.position;
     this.pendingFacts++;
-    if (this.pendingFacts >= this.batchSize) {
+    if (input?.kind === 'erase') await this.answerErasure(event, input, person);
+    else if (this.pendingFacts >= this.batchSize) {
       // Back-pressure: never more than two batches in flight.
       if (this.inFlight >= 2) await this.flushing;
       this.startFlush();
@@ -248,10 +247,8 @@ class LogResolver implements Resolver {
     command: EraseCommand,
     person: { profileIds: string[]; identifiers: Identifier[] } | undefined,
   ): Promise<void> {
-    if (this.options.appendDecisions === false) return;
-    this.pendingUpTo = event.position;
-    this.pendingFacts++;
     await this.flush();
+    if (this.options.appendDecisions === false) return;
     await this.snapshot();
     const named = { type: command.identifier.type, hash: command.identifier.hash };
     const identifiers = person?.identifiers ?? [];

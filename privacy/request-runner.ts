@@ -57,6 +57,7 @@ import {
   countPersonRows,
   deletePersonRows,
   personOfProfile,
+  prefixKeys,
   profileHolding,
 } from './warehouse-person.js';
 
@@ -95,7 +96,7 @@ const ATTEMPTS = 5;
 export interface PrivacyRunner {
   /** Runs one request as far as it goes now. */
   run(requestId: string): Promise<PrivacyRequestState>;
-  /** Runs every unfinished request, oldest first. */
+  /** Runs every request not yet completed or failed, oldest first. */
   runUnfinished(): Promise<void>;
   /** Runs unfinished requests now and then (and at once after `nudge`) until `signal` aborts. */
   follow(signal: AbortSignal, everyMs?: number): Promise<void>;
@@ -105,15 +106,15 @@ export interface PrivacyRunner {
 
 export function createPrivacyRunner(deps: PrivacyRunnerDeps): PrivacyRunner {
   const failures = new Map<string, number>();
-  const finished = new Set<string>();
+  /** Requests that may still have steps to run, and where the next filings start in the index. */
+  const pending = new Set<string>();
+  let nextFiled = 0;
   let wake: (() => void) | undefined;
 
   async function run(requestId: string): Promise<PrivacyRequestState> {
     const request = await deps.requests.load(requestId);
-    if (request.view.state === 'completed' || request.view.state === 'failed') {
-      finished.add(requestId);
+    if (request.view.state === 'completed' || request.view.state === 'failed')
       return request.view.state;
-    }
     try {
       const steps = stepsOf(deps, request);
       let person = request.person;
@@ -128,7 +129,6 @@ export function createPrivacyRunner(deps: PrivacyRunnerDeps): PrivacyRunner {
         }
       }
       failures.delete(requestId);
-      finished.add(requestId);
       const { view } = await deps.requests.load(requestId);
       await deps.audit.record({
         keyId: view.requestedBy,
@@ -151,14 +151,19 @@ export function createPrivacyRunner(deps: PrivacyRunnerDeps): PrivacyRunner {
         outcome: 'failed',
         details: { requestId },
       });
-      finished.add(requestId);
       return 'failed';
     }
   }
 
+  // Only new filings are read from the index each round; a request leaves `pending` once it ends.
   async function runUnfinished(): Promise<void> {
-    for (const requestId of await deps.requests.unfinished())
-      if (!finished.has(requestId)) await run(requestId);
+    const { ids, next } = await deps.requests.filed(nextFiled);
+    nextFiled = next;
+    for (const requestId of ids) pending.add(requestId);
+    for (const requestId of [...pending]) {
+      const state = await run(requestId);
+      if (state === 'completed' || state === 'failed') pending.delete(requestId);
+    }
   }
 
   return {
@@ -205,14 +210,21 @@ function stepsOf(deps: PrivacyRunnerDeps, request: LoadedRequest): [string, Step
       ? undefined
       : deps.parseIdentifier(request.identifier);
   };
+  /** The profile a `profile:prf_…` request names, as the warehouse knows it. */
+  const namedProfile = async (): Promise<Person> => {
+    const profileId = request.identifier?.slice('profile:'.length) ?? '';
+    const person = await personOfProfile(deps.warehouse, profileId);
+    if (!person) throw new TandemError(ErrorCodes.NOT_FOUND, `no profile ${profileId}`);
+    return person;
+  };
   const lookUp = async (): Promise<Outcome> => {
     const identifier = named();
-    const profileId = identifier
-      ? await profileHolding(deps.warehouse, identifier)
-      : request.identifier?.slice('profile:'.length);
+    if (!identifier) {
+      const person = await namedProfile();
+      return { state: 'running', person, counts: sizeOf(person) };
+    }
+    const profileId = await profileHolding(deps.warehouse, identifier);
     const found = profileId ? await personOfProfile(deps.warehouse, profileId) : undefined;
-    if (!found && !identifier)
-      throw new TandemError(ErrorCodes.NOT_FOUND, `no profile ${profileId}`);
     const person = withNamed(found, identifier);
     return { state: 'running', person, counts: sizeOf(person) };
   };
@@ -258,16 +270,20 @@ function stepsOf(deps: PrivacyRunnerDeps, request: LoadedRequest): [string, Step
         ],
       ];
     case 'erasure':
-      return erasureSteps(deps, requestId, named, need);
+      return erasureSteps(deps, requestId, { named, namedProfile, need });
   }
 }
 
 function erasureSteps(
   deps: PrivacyRunnerDeps,
   requestId: string,
-  named: () => Identifier | undefined,
-  need: (person: Person | undefined) => Person,
+  request: {
+    named: () => Identifier | undefined;
+    namedProfile: () => Promise<Person>;
+    need: (person: Person | undefined) => Person;
+  },
 ): [string, Step][] {
+  const { named, namedProfile, need } = request;
   const { eventStore, warehouse } = deps;
   const waitMs = deps.waitMs ?? 60_000;
   return [
@@ -275,7 +291,7 @@ function erasureSteps(
       'resolve',
       async () => {
         const identifier = named();
-        const ofProfile = identifier ? undefined : await profileToErase(deps, requestId);
+        const ofProfile = identifier ? undefined : await namedProfile();
         const asked = identifier ?? ofProfile?.identifiers[0];
         // A profile without identifiers has nothing in the graph: its warehouse rows are all there is.
         if (!asked) return { state: 'running', person: ofProfile, counts: sizeOf(need(ofProfile)) };
@@ -315,7 +331,10 @@ function erasureSteps(
       'delete_warehouse',
       async (person) => ({
         state: 'running',
-        counts: prefixed('clickhouse.', await deletePersonRows(warehouse, requestId, need(person))),
+        counts: prefixKeys(
+          'clickhouse.',
+          await deletePersonRows(warehouse, requestId, need(person)),
+        ),
       }),
     ],
     [
@@ -435,15 +454,6 @@ async function waitForProjection(
     );
 }
 
-/** A profile named by id, as the warehouse knows it: the resolver needs one of its identifiers to find it. */
-async function profileToErase(deps: PrivacyRunnerDeps, requestId: string): Promise<Person> {
-  const request = await deps.requests.load(requestId);
-  const profileId = request.identifier?.slice('profile:'.length) ?? '';
-  const person = await personOfProfile(deps.warehouse, profileId);
-  if (!person) throw new TandemError(ErrorCodes.NOT_FOUND, `no profile ${profileId}`);
-  return person;
-}
-
 async function poll<T>(
   waitMs: number,
   check: () => Promise<T | undefined>,
@@ -488,8 +498,4 @@ function withNamed(person: Person | undefined, identifier: Identifier | undefine
 
 function sizeOf(person: Person): Record<string, number> {
   return { profiles: person.profileIds.length, identifiers: person.identifiers.length };
-}
-
-function prefixed(prefix: string, counts: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(counts).map(([key, count]) => [prefix + key, count]));
 }

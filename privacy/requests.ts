@@ -54,8 +54,8 @@ export interface PrivacyRequests {
   list(limit: number): Promise<PrivacyRequestView[]>;
   load(requestId: string): Promise<LoadedRequest>;
   record(requestId: string, step: StepRecord): Promise<void>;
-  /** Ids of requests neither completed nor failed, oldest first. */
-  unfinished(): Promise<string[]>;
+  /** Ids of the requests filed from index revision `from` on, oldest first, and the revision to read next. */
+  filed(from: number): Promise<{ ids: string[]; next: number }>;
   /** Destroys the request's key: what it named becomes unreadable. */
   forgetSubject(requestId: string): Promise<void>;
 }
@@ -148,14 +148,16 @@ export function openPrivacyRequests(deps: {
         },
       ]);
     },
-    async unfinished() {
+    async filed(from) {
       const ids: string[] = [];
-      for await (const event of readStreamIfExists(eventStore, PRIVACY_REQUESTS_STREAM)) {
-        const requestId = String(event.data.requestId);
-        const { view } = await load(requestId);
-        if (view.state !== 'completed' && view.state !== 'failed') ids.push(requestId);
+      let next = from;
+      for await (const event of readStreamIfExists(eventStore, PRIVACY_REQUESTS_STREAM, {
+        fromRevision: from,
+      })) {
+        ids.push(String(event.data.requestId));
+        next = event.revision + 1;
       }
-      return ids;
+      return { ids, next };
     },
     async forgetSubject(requestId) {
       await keyStore.destroy(privacyRequestStream(requestId));

@@ -27,9 +27,9 @@ import {
   type RetentionPolicy,
   retentionCutoffs,
 } from '../schemas/retention.js';
-import { selectRows } from '../warehouse/select.js';
 import { clickhouseTime, type Warehouse } from '../warehouse/warehouse.js';
 import type { AuditLog } from './audit.js';
+import { deleteRowsWhere, prefixKeys } from './warehouse-person.js';
 
 export interface RetentionReport {
   readonly cutoffs: Partial<Record<RetentionKind, string>>;
@@ -74,14 +74,10 @@ export async function enforceRetention(
     details: {
       logStreams: log.streams,
       logEvents: log.events,
-      ...prefixedCounts('warehouse.', warehouse),
+      ...prefixKeys('warehouse.', warehouse),
     },
   });
   return report;
-}
-
-function prefixedCounts(prefix: string, counts: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(counts).map(([key, n]) => [prefix + key, n]));
 }
 
 const TRUNCATIONS_AT_ONCE = 100;
@@ -140,21 +136,10 @@ async function deleteAgedRows(
   for (const { table, where, cutoff } of deletions) {
     if (cutoff === undefined) continue;
     const predicate = `(${where}) AND occurred_at < {cutoff:DateTime64(6, 'UTC')}`;
-    const params = { cutoff: clickhouseTime(cutoff) };
-    const name = warehouse.table(table);
-    const [row] = await selectRows<{ n: number }>(
-      warehouse.client,
-      `SELECT count() AS n FROM ${name} WHERE ${predicate} SETTINGS final = 0`,
-      params,
-    );
-    const rows = row?.n ?? 0;
-    removed[table] = (removed[table] ?? 0) + rows;
-    if (rows === 0) continue;
-    await warehouse.client.command({
-      query: `ALTER TABLE ${name}${warehouse.cluster ? ` ON CLUSTER ${warehouse.cluster}` : ''}
-              DELETE WHERE ${predicate} SETTINGS mutations_sync = 2`,
-      query_params: params,
+    const rows = await deleteRowsWhere(warehouse, table, predicate, {
+      cutoff: clickhouseTime(cutoff),
     });
+    removed[table] = (removed[table] ?? 0) + rows;
   }
   return removed;
 }

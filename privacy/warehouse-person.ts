@@ -21,7 +21,7 @@ import type { Identifier } from '../schemas/identifier.js';
 import { RECOMMENDATION_TABLES } from '../warehouse/recommendation-tables.js';
 import { selectRows } from '../warehouse/select.js';
 import type { TableSpec } from '../warehouse/tables.js';
-import { PROJECTED_TABLES, SEGMENT_TABLES } from '../warehouse/tables.js';
+import { onCluster, PROJECTED_TABLES, SEGMENT_TABLES } from '../warehouse/tables.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import type { Person } from './person.js';
 
@@ -162,18 +162,35 @@ export function deletePersonRows(
 ): Promise<Record<string, number>> {
   return withTargets(warehouse, request, person, async (params) => {
     const removed: Record<string, number> = {};
-    for (const { spec, where } of personTables()) {
-      const predicate = bind(warehouse, where);
-      removed[spec.name] = await countWhere(warehouse, spec.name, predicate, params);
-      if (removed[spec.name] === 0) continue;
-      await warehouse.client.command({
-        query: `ALTER TABLE ${warehouse.table(spec.name)}${onCluster(warehouse)} DELETE WHERE ${predicate}
-                SETTINGS mutations_sync = 2`,
-        query_params: params,
-      });
-    }
+    for (const { spec, where } of personTables())
+      removed[spec.name] = await deleteRowsWhere(
+        warehouse,
+        spec.name,
+        bind(warehouse, where),
+        params,
+      );
     return removed;
   });
+}
+
+/**
+ * Deletes the rows of `table` matching `predicate` (a mutation, waited for)
+ * and returns how many there were; no mutation when there are none.
+ */
+export async function deleteRowsWhere(
+  warehouse: Warehouse,
+  table: string,
+  predicate: string,
+  params: Record<string, unknown>,
+): Promise<number> {
+  const rows = await countWhere(warehouse, table, predicate, params);
+  if (rows > 0)
+    await warehouse.client.command({
+      query: `ALTER TABLE ${warehouse.table(table)}${onCluster(warehouse)} DELETE WHERE ${predicate}
+              SETTINGS mutations_sync = 2`,
+      query_params: params,
+    });
+  return rows;
 }
 
 /** Rows matching `predicate`, every stored version counted (no FINAL). */
@@ -195,6 +212,7 @@ function bind(warehouse: Warehouse, where: string): string {
   return where.replaceAll('{t}', warehouse.table(ERASURE_TARGETS));
 }
 
-function onCluster(warehouse: Warehouse): string {
-  return warehouse.cluster ? ` ON CLUSTER ${warehouse.cluster}` : '';
+/** `counts` with each name prefixed, for a report naming where they were counted (`clickhouse.events`). */
+export function prefixKeys(prefix: string, counts: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(counts).map(([key, count]) => [prefix + key, count]));
 }
