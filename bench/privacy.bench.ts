@@ -81,7 +81,7 @@ export async function runPrivacyBench(options: BenchOptions = {}): Promise<strin
         .join(' ')})`,
       '',
       row(['measure', 'seconds', 'vs read', 'target']),
-      row(['-'.repeat(38), '-'.repeat(8) + ':', '-'.repeat(8) + ':', '------']),
+      row(['-'.repeat(38), `${'-'.repeat(8)}:`, `${'-'.repeat(8)}:`, '------']),
       row(['read her events from the log (raw)', `${readSeconds.toFixed(2)} s`, '1.0×', '']),
       line('access: file, resolve, download zip', accessSeconds),
       line('erasure: file → completed', erasureSeconds),

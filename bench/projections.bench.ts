@@ -14,8 +14,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { openConfiguredWarehouse } from '../cli/platform.js';
 import type { Runtime } from '../cli/runtime.js';
+import { openConfiguredWarehouse } from '../cli/stores.js';
 import type { EventData, RecordedEvent } from '../eventstore/event-store.js';
 import { openProjector } from '../projections/projector.js';
 import { projectEvent, type Row } from '../projections/rows.js';

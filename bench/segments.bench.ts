@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import { openIngest } from '../cli/platform.js';
 import type { Runtime } from '../cli/runtime.js';
+import { openIngest } from '../cli/stores.js';
 import type { CompiledSegment } from '../query-api/segments/segment-compiler.js';
 import { compileSegment } from '../query-api/segments/segment-compiler.js';
 import { type ExportDeps, exportMembers } from '../query-api/segments/segment-export.js';

@@ -1,30 +1,13 @@
-/**
- * Wires the parts of the running platform: the ingest pipeline with its key
- * store, suppression list and secrets, the HTTP app, and the identity
- * resolver. The composition root for `tandem serve` and `tandem start`.
- */
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { Gauge, Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import { openResolver, type Resolver } from '../identity/resolver.js';
-import { createIngestor, type Ingestor } from '../ingest/ingestor.js';
 import { writeAccessExport } from '../privacy/access-export.js';
 import { openAuditLog } from '../privacy/audit.js';
-import {
-  IdentifierHasher,
-  identifierFromText,
-  type NormaliseOptions,
-} from '../privacy/identifiers.js';
-import type { KeyStore } from '../privacy/keystore.js';
-import { openLmdbKeyStore } from '../privacy/keystore.lmdb.js';
+import { identifierFromText } from '../privacy/identifiers.js';
 import { createPrivacyRunner } from '../privacy/request-runner.js';
 import { openPrivacyRequests } from '../privacy/requests.js';
 import { scheduleRetention } from '../privacy/retention.js';
-import { loadSecret } from '../privacy/secrets.js';
-import type { SuppressionList } from '../privacy/suppression.js';
-import { openLmdbSuppressionList } from '../privacy/suppression.lmdb.js';
 import {
   DEFAULT_PROJECTOR,
   openProjector,
@@ -37,13 +20,15 @@ import { readinessChecks } from '../query-api/readiness.js';
 import { scheduleModelRefreshes } from '../query-api/recommendations/reco-model.js';
 import { scheduleRefreshes } from '../query-api/segments/segment-refresh.js';
 import { openSegmentStore } from '../query-api/segments/segment-store.js';
-import type { Config } from '../schemas/config.js';
-import { ErrorCodes, TandemError } from '../schemas/errors.js';
-import { neverLinkTest } from '../schemas/identity.js';
 import { DEFAULT_RECOMMENDATION_SETTINGS } from '../schemas/recommendations.js';
-import { migrate } from '../warehouse/migrations.js';
-import { openWarehouse, type Warehouse } from '../warehouse/warehouse.js';
+import type { Warehouse } from '../warehouse/warehouse.js';
 import type { Runtime } from './runtime.js';
+import {
+  identitySnapshotFile,
+  loadAdminKey,
+  openConfiguredWarehouse,
+  openIngest,
+} from './stores.js';
 import { packageVersion } from './version.js';
 
 export interface Platform {
@@ -62,108 +47,6 @@ export interface Platform {
   readonly warehouse: Warehouse | undefined;
   /** Stops accepting requests, finishes those in flight, closes the stores the platform opened. */
   close(): Promise<void>;
-}
-
-export interface IngestSide {
-  readonly ingestor: Ingestor;
-  readonly metrics: Registry;
-  readonly writeKey: { readonly value: string; readonly generated: boolean };
-  readonly keyStore: KeyStore;
-  readonly suppression: SuppressionList;
-  readonly hasher: IdentifierHasher;
-  readonly normalise: NormaliseOptions;
-  close(): Promise<void>;
-}
-
-/** Opens what ingest needs beside the log: secrets, key store, suppression list. */
-export async function openIngest(runtime: Runtime): Promise<IngestSide> {
-  const { config, logger, eventStore } = runtime;
-  const { secrets } = config;
-  const master = await loadSecret({
-    variable: 'TANDEM_MASTER_KEY',
-    value: secrets.masterKey,
-    file: join(secrets.directory, 'master.key'),
-  });
-  const hashing = await loadHashSecret(config);
-  const writeKey = secrets.writeKey
-    ? { value: secrets.writeKey, generated: false }
-    : await loadSecret({
-        variable: 'TANDEM_WRITE_KEY',
-        value: undefined,
-        file: join(secrets.directory, 'write.key'),
-      }).then(({ secret, generated }) => ({
-        value: `wk_${secret.toString('base64url')}`,
-        generated,
-      }));
-  for (const [name, loaded] of [
-    ['master key', master],
-    ['hash secret', hashing],
-  ] as const) {
-    if (loaded.generated)
-      logger.warn(
-        { directory: secrets.directory },
-        `generated a ${name} for this data directory; set it in the environment for production`,
-      );
-  }
-  const keyStore = await openLmdbKeyStore({
-    path: join(config.dataDir, 'keystore'),
-    masterKey: master.secret,
-  });
-  const suppression = await openLmdbSuppressionList({ path: join(config.dataDir, 'suppression') });
-  const metrics = new Registry();
-  const hasher = new IdentifierHasher(hashing.secret);
-  const normalise: NormaliseOptions = {
-    defaultCountryCode: config.defaultPhoneCountryCode,
-    neverLink: neverLinkTest(runtime.identityRules),
-  };
-  const ingestor = createIngestor({
-    eventStore,
-    keyStore,
-    suppression,
-    hasher,
-    normalise,
-    metrics,
-    consentPurposes: config.consent.purposes,
-  });
-  return {
-    ingestor,
-    metrics,
-    writeKey,
-    keyStore,
-    suppression,
-    hasher,
-    normalise,
-    close: async () => {
-      await Promise.all([keyStore.close(), suppression.close()]);
-    },
-  };
-}
-
-/** The secret keying identifier hashes (generated into the data directory on a first embedded start). */
-export function loadHashSecret(config: Config): ReturnType<typeof loadSecret> {
-  return loadSecret({
-    variable: 'TANDEM_HASH_SECRET',
-    value: config.secrets.hashSecret,
-    file: join(config.secrets.directory, 'hash.secret'),
-  });
-}
-
-/** Where the identity resolver keeps the snapshot of its graph. */
-export function identitySnapshotFile(config: Config): string {
-  return join(config.dataDir, 'identity', 'graph.snapshot');
-}
-
-/** The local admin key: `TANDEM_ADMIN_KEY`, else one generated into the data directory (local use only). */
-export async function loadAdminKey(
-  config: Config,
-): Promise<{ readonly value: string; readonly generated: boolean }> {
-  if (config.secrets.adminKey) return { value: config.secrets.adminKey, generated: false };
-  const { secret, generated } = await loadSecret({
-    variable: 'TANDEM_ADMIN_KEY',
-    value: undefined,
-    file: join(config.secrets.directory, 'admin.key'),
-  });
-  return { value: `adm_${secret.toString('base64url')}`, generated };
 }
 
 /** The parts one process can run; `tandem serve --parts` picks them. */
@@ -347,36 +230,6 @@ async function followIdentity(
       'the identity resolver stopped; profiles are not updated until a restart',
     ),
   };
-}
-
-/** The configured warehouse (chDB under the data directory unless TANDEM_CLICKHOUSE_URL is set), migrated. */
-export async function openConfiguredWarehouse(runtime: Runtime): Promise<Warehouse> {
-  const { target, database, cluster } = runtime.config.warehouse;
-  if (target.kind === 'chdb') await mkdir(target.path, { recursive: true });
-  let warehouse: Warehouse | undefined;
-  try {
-    warehouse = await openWarehouse({ target, database, cluster });
-    const { applied, current } = await migrate(warehouse);
-    runtime.logger.info(
-      { warehouse: warehouse.kind, database, applied, schemaVersion: current },
-      'warehouse ready',
-    );
-    return warehouse;
-  } catch (error) {
-    await warehouse?.close();
-    // chDB refuses a second process on the same path: when the connection is made
-    // ("Failed to create connection"), or at the first query ("Cannot lock file").
-    if (
-      target.kind === 'chdb' &&
-      /Cannot lock file|Failed to create connection for path/.test(String(error))
-    )
-      throw new TandemError(
-        ErrorCodes.WAREHOUSE_IN_USE,
-        `the embedded ClickHouse at ${target.path} is in use by another Tandem process (chDB runs in one process at a time): stop that one, or run this one without the projector and API, e.g. --parts ingest`,
-        { path: target.path },
-      );
-    throw error;
-  }
 }
 
 /** The warehouse projector, following the log in the background until stopped; its lag is a metric. */

@@ -5,8 +5,8 @@ import { openResolver } from '../../identity/resolver.js';
 import { IdentifierHasher, identifierFromText } from '../../privacy/identifiers.js';
 import { ErrorCodes, TandemError } from '../../schemas/errors.js';
 import type { Identifier } from '../../schemas/identifier.js';
-import { identitySnapshotFile, loadHashSecret } from '../platform.js';
 import { type Runtime, withRuntime } from '../runtime.js';
+import { identitySnapshotFile, loadHashSecret } from '../stores.js';
 
 /** `tandem identity show|unlink`. */
 export function registerIdentityCommands(program: Command): void {

@@ -8,8 +8,8 @@ import {
   readImportItems,
 } from '../../ingest/import/import-items.js';
 import { type ImportMode, importReceipts } from '../../ingest/import/importer.js';
-import { openIngest } from '../platform.js';
 import { openRuntime } from '../runtime.js';
+import { openIngest } from '../stores.js';
 
 const BY_EXTENSION: Readonly<Record<string, ImportFormat>> = {
   '.ndjson': 'ndjson',

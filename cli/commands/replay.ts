@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { openResolver, readGraphSnapshot } from '../../identity/resolver.js';
 import { rebuildProjections } from '../../projections/rebuild.js';
-import { identitySnapshotFile, openConfiguredWarehouse } from '../platform.js';
 import { type Runtime, withRuntime } from '../runtime.js';
+import { identitySnapshotFile, openConfiguredWarehouse } from '../stores.js';
 
 /** `tandem replay --identity --projections`: derived state rebuilt from the whole log. */
 export function registerReplayCommand(program: Command): void {
