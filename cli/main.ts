@@ -7,6 +7,7 @@
 import { Command } from 'commander';
 import { ErrorCodes, isTandemError } from '../schemas/errors.js';
 import { registerBenchCommand } from './commands/bench.js';
+import { registerDemoCommand } from './commands/demo.js';
 import { registerGenerateCommand } from './commands/generate.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerImportCommand } from './commands/import.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
     .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError();
   registerServeCommands(program);
+  registerDemoCommand(program);
   registerLogCommands(program);
   registerGenerateCommand(program);
   registerImportCommand(program);

@@ -15,3 +15,13 @@ export function commaList<T extends string>(
     return names as T[];
   };
 }
+
+/** A commander parser for a non-negative integer option, e.g. `--shoppers 1000`. */
+export function integer(flag: string): (text: string) => number {
+  return (text) => {
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value < 0)
+      throw new InvalidArgumentError(`${flag} must be a non-negative integer, got "${text}"`);
+    return value;
+  };
+}

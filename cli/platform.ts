@@ -14,7 +14,7 @@ import {
   type Projector,
   readCheckpoint,
 } from '../projections/projector.js';
-import { buildApp } from '../query-api/app.js';
+import { buildApp, type ReadinessCheck } from '../query-api/app.js';
 import { openKeyRegistry } from '../query-api/keys/key-registry.js';
 import { readinessChecks } from '../query-api/readiness.js';
 import { scheduleModelRefreshes } from '../query-api/recommendations/reco-model.js';
@@ -57,6 +57,8 @@ export interface PlatformOptions {
   readonly host: string;
   readonly port: number;
   readonly parts: readonly Part[];
+  /** Checks `/readyz` adds to the parts' own (the demo's load, say). */
+  readonly readiness?: () => Promise<readonly ReadinessCheck[]>;
 }
 
 /**
@@ -185,7 +187,10 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
           },
         }
       : {}),
-    readiness: () => readinessChecks({ eventStore, warehouse, projector: projection?.projector }),
+    readiness: async () => [
+      ...(await readinessChecks({ eventStore, warehouse, projector: projection?.projector })),
+      ...((await options.readiness?.()) ?? []),
+    ],
   });
   const address = await app.listen({ host: options.host, port: options.port });
   return {

@@ -1,6 +1,7 @@
 import { SingleBar } from 'cli-progress';
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { generateDataset } from '../../fixtures/generate.js';
+import { integer } from '../options.js';
 
 /** `tandem generate`: writes a synthetic O2O dataset with its ground truth. */
 export function registerGenerateCommand(program: Command): void {
@@ -73,13 +74,4 @@ export function registerGenerateCommand(program: Command): void {
         );
       },
     );
-}
-
-function integer(flag: string) {
-  return (text: string): number => {
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < 0)
-      throw new InvalidArgumentError(`${flag} must be a non-negative integer, got "${text}"`);
-    return value;
-  };
 }
