@@ -11,9 +11,11 @@ import { createIngestor, type Ingestor } from '../ingest/ingestor.js';
 import { IdentifierHasher, type NormaliseOptions } from '../privacy/identifiers.js';
 import type { KeyStore } from '../privacy/keystore.js';
 import { openLmdbKeyStore } from '../privacy/keystore.lmdb.js';
+import { openLogKeyStore } from '../privacy/keystore.log.js';
 import { loadSecret } from '../privacy/secrets.js';
 import type { SuppressionList } from '../privacy/suppression.js';
 import { openLmdbSuppressionList } from '../privacy/suppression.lmdb.js';
+import { openLogSuppressionList } from '../privacy/suppression.log.js';
 import type { Config } from '../schemas/config.js';
 import { ErrorCodes, TandemError } from '../schemas/errors.js';
 import { neverLinkTest } from '../schemas/identity.js';
@@ -32,10 +34,11 @@ export interface IngestSide {
   close(): Promise<void>;
 }
 
-/** Opens what ingest needs beside the log: secrets, key store, suppression list. */
+/** Opens what ingest needs beside the log: secrets, key store, suppression list (embedded, or in the log in server mode). */
 export async function openIngest(runtime: Runtime): Promise<IngestSide> {
   const { config, logger, eventStore } = runtime;
   const { secrets } = config;
+  if (config.eventStore.kind !== 'lmdb') requireSharedSecrets(config);
   const master = await loadSecret({
     variable: 'TANDEM_MASTER_KEY',
     value: secrets.masterKey,
@@ -62,11 +65,14 @@ export async function openIngest(runtime: Runtime): Promise<IngestSide> {
         `generated a ${name} for this data directory; set it in the environment for production`,
       );
   }
-  const keyStore = await openLmdbKeyStore({
-    path: join(config.dataDir, 'keystore'),
-    masterKey: master.secret,
-  });
-  const suppression = await openLmdbSuppressionList({ path: join(config.dataDir, 'suppression') });
+  // Embedded, beside the log in the data directory; in server mode, in the log itself, shared by every process.
+  const embedded = config.eventStore.kind === 'lmdb';
+  const keyStore = embedded
+    ? await openLmdbKeyStore({ path: join(config.dataDir, 'keystore'), masterKey: master.secret })
+    : openLogKeyStore({ eventStore, masterKey: master.secret });
+  const suppression = embedded
+    ? await openLmdbSuppressionList({ path: join(config.dataDir, 'suppression') })
+    : await openLogSuppressionList({ eventStore, log: logger.child({ part: 'suppression' }) });
   const metrics = new Registry();
   const hasher = new IdentifierHasher(hashing.secret);
   const normalise: NormaliseOptions = {
@@ -94,6 +100,29 @@ export async function openIngest(runtime: Runtime): Promise<IngestSide> {
       await Promise.all([keyStore.close(), suppression.close()]);
     },
   };
+}
+
+/**
+ * Server mode runs many processes on one log: each must seal and hash with
+ * the same secrets, so they come from the environment, never generated into
+ * one machine's data directory.
+ */
+function requireSharedSecrets(config: Config): void {
+  const missing = [
+    ['TANDEM_MASTER_KEY', config.secrets.masterKey],
+    ['TANDEM_HASH_SECRET', config.secrets.hashSecret],
+  ].filter(([, value]) => value === undefined);
+  if (missing.length > 0)
+    throw new TandemError(
+      ErrorCodes.CONFIG_INVALID,
+      `invalid configuration:\n${missing
+        .map(
+          ([variable]) =>
+            `  ${variable}: must be set when TANDEM_EVENTSTORE_URL is (every process of a deployment shares it; see docs/operations.md)`,
+        )
+        .join('\n')}`,
+      { problems: missing.map(([variable]) => ({ variable, message: 'required in server mode' })) },
+    );
 }
 
 /** The secret keying identifier hashes (generated into the data directory on a first embedded start). */

@@ -306,6 +306,18 @@ describe('tandem CLI', () => {
     expect(failure?.stderr).toMatch(/TANDEM_LOG_LEVEL: .*\(got "chatty"\)/);
   });
 
+  it('refuses server mode without the shared secrets, before writing any: every process must seal and hash alike', async () => {
+    env.TANDEM_EVENTSTORE_URL = 'kurrentdb://127.0.0.1:1?tls=false';
+    const failure = await tandem('serve', '--parts', 'ingest').then(
+      () => undefined,
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(failure?.code).toBe(78);
+    expect(failure?.stderr).toMatch(/TANDEM_MASTER_KEY: must be set when TANDEM_EVENTSTORE_URL is/);
+    expect(failure?.stderr).toMatch(/TANDEM_HASH_SECRET: must be set/);
+    await expect(readFile(join(dataDir, 'secrets', 'master.key'))).rejects.toThrow();
+  });
+
   it('refuses a malformed checkpoint with a clear message', async () => {
     const failure = await tandem('log', 'read', '--from', 'yesterday').then(
       () => undefined,

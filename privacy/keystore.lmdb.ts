@@ -18,7 +18,7 @@
  * these files would keep its own cache: only one process may seal and
  * unseal at a time.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import {
   assertComplete,
@@ -28,6 +28,7 @@ import {
   removeZeroed,
   touchAround,
 } from '../eventstore/lmdb-scrub.js';
+import { unwrapKey, wrapKey } from './key-wrap.js';
 import type { KeyStore } from './keystore.js';
 import type { DataKey } from './seal.js';
 
@@ -93,7 +94,7 @@ class LmdbKeyStore implements KeyStore {
     const id = await this.root.transaction(() => {
       const existing = this.subjects.get(digest);
       if (existing) return existing;
-      this.keys.put(fresh.id, this.wrap(fresh.key, fresh.id));
+      this.keys.put(fresh.id, wrapKey(this.masterKey, fresh.key, fresh.id));
       this.subjects.put(digest, fresh.id);
       return fresh.id;
     });
@@ -106,7 +107,7 @@ class LmdbKeyStore implements KeyStore {
 
   async find(keyId: string): Promise<DataKey | undefined> {
     const wrapped = this.keys.get(keyId);
-    return wrapped ? { id: keyId, key: this.unwrap(wrapped, keyId) } : undefined;
+    return wrapped ? { id: keyId, key: unwrapKey(this.masterKey, wrapped, keyId) } : undefined;
   }
 
   async destroy(subject: string): Promise<boolean> {
@@ -154,21 +155,5 @@ class LmdbKeyStore implements KeyStore {
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.cache.delete(oldest);
     }
-  }
-
-  /** iv (12) | tag (16) | ciphertext (32), with the key id as associated data. */
-  private wrap(key: Buffer, id: string): Buffer {
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.masterKey, iv);
-    cipher.setAAD(Buffer.from(id));
-    const ciphertext = Buffer.concat([cipher.update(key), cipher.final()]);
-    return Buffer.concat([iv, cipher.getAuthTag(), ciphertext]);
-  }
-
-  private unwrap(wrapped: Buffer, id: string): Buffer {
-    const decipher = createDecipheriv('aes-256-gcm', this.masterKey, wrapped.subarray(0, 12));
-    decipher.setAAD(Buffer.from(id));
-    decipher.setAuthTag(wrapped.subarray(12, 28));
-    return Buffer.concat([decipher.update(wrapped.subarray(28)), decipher.final()]);
   }
 }
