@@ -141,7 +141,7 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
         })
       : undefined;
   // Requests run beside the projector (one runner per deployment); an API elsewhere only files them.
-  const stopPrivacy =
+  const privacyRunner =
     privacy && runs('projector')
       ? inBackground(
           privacy,
@@ -189,6 +189,9 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
       : {}),
     readiness: async () => [
       ...(await readinessChecks({ eventStore, warehouse, projector: projection?.projector })),
+      ...running('resolver', resolver?.background),
+      ...running('projector', projection?.background),
+      ...running('privacy_runner', privacyRunner),
       ...((await options.readiness?.()) ?? []),
     ],
   });
@@ -206,10 +209,10 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
       await app.close();
       await stopRefreshes?.();
       await stopModelRefreshes?.();
-      await stopPrivacy?.();
+      await privacyRunner?.stop();
       await stopRetention?.();
-      await resolver?.stop();
-      await projection?.stop();
+      await resolver?.background.stop();
+      await projection?.background.stop();
       await warehouse?.close();
       await ingest.close();
     },
@@ -219,7 +222,7 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
 /** The identity resolver, following the log in the background until stopped. */
 async function followIdentity(
   runtime: Runtime,
-): Promise<{ resolver: Resolver; stop(): Promise<void> }> {
+): Promise<{ resolver: Resolver; background: Background }> {
   const log = runtime.logger.child({ part: 'resolver' });
   const resolver = await openResolver({
     eventStore: runtime.eventStore,
@@ -229,7 +232,7 @@ async function followIdentity(
   });
   return {
     resolver,
-    stop: inBackground(
+    background: inBackground(
       resolver,
       log,
       'the identity resolver stopped; profiles are not updated until a restart',
@@ -242,7 +245,7 @@ async function followProjections(
   runtime: Runtime,
   warehouse: Warehouse,
   metrics: Registry,
-): Promise<{ projector: Projector; stop(): Promise<void> }> {
+): Promise<{ projector: Projector; background: Background }> {
   const log = runtime.logger.child({ part: 'projector' });
   const projector = await openProjector({
     eventStore: runtime.eventStore,
@@ -270,7 +273,7 @@ async function followProjections(
   });
   return {
     projector,
-    stop: inBackground(
+    background: inBackground(
       projector,
       log,
       'the projector stopped; the warehouse is not updated until a restart',
@@ -278,18 +281,45 @@ async function followProjections(
   };
 }
 
-/** Starts `part.follow` in the background, logging `failure` if it stops on an error; returns how to stop it. */
+/** A part following the log in the background: how to stop it, and why it stopped by itself, if it did. */
+interface Background {
+  stop(): Promise<void>;
+  /** The error it stopped on; undefined while it runs. */
+  failure(): unknown;
+}
+
+/** Starts `part.follow` in the background, logging `failure` if it stops on an error. */
 function inBackground(
   part: { follow(signal: AbortSignal): Promise<void> },
   log: Logger,
   failure: string,
-): () => Promise<void> {
+): Background {
   const controller = new AbortController();
+  let stoppedOn: unknown;
   const following = part.follow(controller.signal).catch((error: unknown) => {
+    stoppedOn = error ?? new Error('stopped');
     log.error({ err: error }, failure);
   });
-  return async () => {
-    controller.abort();
-    await following;
+  return {
+    stop: async () => {
+      controller.abort();
+      await following;
+    },
+    failure: () => stoppedOn,
   };
+}
+
+/** A readiness check that fails once the part stopped on an error (it waits for a restart). */
+function running(name: string, part: Background | undefined): ReadinessCheck[] {
+  if (!part) return [];
+  const error = part.failure();
+  return [
+    error === undefined
+      ? { name, ok: true }
+      : {
+          name,
+          ok: false,
+          detail: `stopped on an error, restart the process: ${error instanceof Error ? error.message : String(error)}`,
+        },
+  ];
 }
