@@ -3,11 +3,10 @@
  * then its clickstream and receipts, sent through the real ingest pipeline
  * (in process, no HTTP) into the configured log, several requests in flight.
  */
-import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { chunks, lines, pump } from '../cli/file-lines.js';
 import { openRuntime, type Runtime } from '../cli/runtime.js';
 import { openConfiguredWarehouse, openIngest } from '../cli/stores.js';
 import { DATASET_FILES, generateDataset } from '../fixtures/generate.js';
@@ -47,7 +46,7 @@ export async function ingestFixtures(runtime: Runtime, fixtures: string) {
     for await (const batch of file('stores'))
       await upsert({ stores: batch.map((line) => Store.parse(JSON.parse(line))) });
     started = performance.now();
-    await pump(lines(join(fixtures, DATASET_FILES.clickstream)), async (line) => {
+    await pump(lines(join(fixtures, DATASET_FILES.clickstream)), IN_FLIGHT, async (line) => {
       const body = SegmentBatch.parse(JSON.parse(line));
       // One source per request, as the route decides it from the first call.
       const kind = body.batch[0]?.context?.app === undefined ? 'web' : 'app';
@@ -59,6 +58,7 @@ export async function ingestFixtures(runtime: Runtime, fixtures: string) {
     });
     await pump(
       chunks(lines(join(fixtures, DATASET_FILES.receipts)), RECEIPTS_PER_CALL),
+      IN_FLIGHT,
       async (batch) => {
         const parsed = batch.map((line) => PosReceipt.parse(JSON.parse(line)));
         const receivedAt = Date.parse((parsed.at(-1) as PosReceipt).occurredAt);
@@ -75,35 +75,6 @@ export async function ingestFixtures(runtime: Runtime, fixtures: string) {
     receipts,
     rate: (calls + receipts) / ((performance.now() - started) / 1000),
   };
-}
-
-/** The lines of a text file, one at a time. */
-async function* lines(file: string): AsyncGenerator<string> {
-  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity }))
-    if (line.length > 0) yield line;
-}
-
-async function* chunks<T>(items: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
-  let chunk: T[] = [];
-  for await (const item of items) {
-    chunk.push(item);
-    if (chunk.length === size) {
-      yield chunk;
-      chunk = [];
-    }
-  }
-  if (chunk.length > 0) yield chunk;
-}
-
-/** Works through the items with IN_FLIGHT calls at once (an async generator queues concurrent `next` calls). */
-async function pump<T>(items: AsyncIterable<T>, work: (item: T) => Promise<void>): Promise<void> {
-  const iterator = items[Symbol.asyncIterator]();
-  await Promise.all(
-    Array.from({ length: IN_FLIGHT }, async () => {
-      for (let next = await iterator.next(); !next.done; next = await iterator.next())
-        await work(next.value);
-    }),
-  );
 }
 
 /** Runs `run` and says how long it took. */

@@ -7,7 +7,6 @@
 import { createReadStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SingleBar } from 'cli-progress';
@@ -20,6 +19,7 @@ import {
   StreamNotFoundError,
 } from '../eventstore/event-store.js';
 import { DATASET_FILES, generateDataset } from '../fixtures/generate.js';
+import { chunks, lines, pump } from './file-lines.js';
 import type { Platform } from './platform.js';
 
 /** The stream recording the demo's load: started, then loaded with what it holds. */
@@ -121,7 +121,7 @@ export async function loadDemo(deps: {
     const batches = await countLines(join(files, DATASET_FILES.clickstream));
     progress.stage('tracking batches → POST /v1/batch', batches);
     let calls = 0;
-    await pump(lines(join(files, DATASET_FILES.clickstream)), async (line) => {
+    await pump(lines(join(files, DATASET_FILES.clickstream)), IN_FLIGHT, async (line) => {
       const body = withoutSentAt(JSON.parse(line));
       await http.post('/v1/batch', JSON.stringify(body), 'write');
       calls += body.batch.length;
@@ -297,37 +297,8 @@ class Progress {
   }
 }
 
-/** The non-empty lines of a text file, one at a time. */
-async function* lines(file: string): AsyncGenerator<string> {
-  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity }))
-    if (line.length > 0) yield line;
-}
-
 async function countLines(file: string): Promise<number> {
   let count = 0;
   for await (const _ of lines(file)) count++;
   return count;
-}
-
-async function* chunks<T>(items: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
-  let chunk: T[] = [];
-  for await (const item of items) {
-    chunk.push(item);
-    if (chunk.length === size) {
-      yield chunk;
-      chunk = [];
-    }
-  }
-  if (chunk.length > 0) yield chunk;
-}
-
-/** Works through the items with IN_FLIGHT calls at once (an async generator queues concurrent `next` calls). */
-async function pump<T>(items: AsyncIterable<T>, work: (item: T) => Promise<void>): Promise<void> {
-  const iterator = items[Symbol.asyncIterator]();
-  await Promise.all(
-    Array.from({ length: IN_FLIGHT }, async () => {
-      for (let next = await iterator.next(); !next.done; next = await iterator.next())
-        await work(next.value);
-    }),
-  );
 }
