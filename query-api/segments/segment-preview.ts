@@ -56,7 +56,12 @@ export function previewSql(compiled: CompiledSegment, options: PreviewOptions): 
   countIf(a.offline AND NOT a.online) AS offline_only,
   countIf(a.online AND a.offline) AS in_both,
   countIf(NOT a.online AND NOT a.offline) AS neither,
-  groupArraySample({preview_sample:UInt32}, {preview_seed:UInt64})(m.profile_id) AS sample
+  ${
+    // groupArraySample refuses a size of 0.
+    sampleSize === 0
+      ? "CAST([], 'Array(String)')"
+      : 'groupArraySample({preview_sample:UInt32}, {preview_seed:UInt64})(m.profile_id)'
+  } AS sample
 FROM (${compiled.sql}) AS m
 LEFT JOIN (
   SELECT i.profile_id AS profile_id, max(e.online) AS online, max(e.offline) AS offline

@@ -55,6 +55,13 @@ describe(segmentsRoutes.name, () => {
     expect(preview.offlineOnly).toBe(0);
     expect(preview.sample).toHaveLength(Math.min(5, preview.size));
     expect(preview.tookMs).toBeGreaterThanOrEqual(0);
+    const sizeOnly = await post(
+      '/v1/segments/preview',
+      { condition: viewedOnline, sampleSize: 0 },
+      analyst,
+    );
+    expect(sizeOnly.statusCode, sizeOnly.body).toBe(200);
+    expect(sizeOnly.json()).toMatchObject({ size: preview.size, sample: [] });
   });
 
   it('takes a did-not condition on its own: everyone else', async () => {
