@@ -127,6 +127,7 @@ function requireSharedSecrets(config: Config): void {
 
 /** The secret keying identifier hashes (generated into the data directory on a first embedded start). */
 export function loadHashSecret(config: Config): ReturnType<typeof loadSecret> {
+  if (config.eventStore.kind !== 'lmdb') requireSharedSecrets(config);
   return loadSecret({
     variable: 'TANDEM_HASH_SECRET',
     value: config.secrets.hashSecret,

@@ -34,11 +34,12 @@ embedded under the data directory; each URL switches its store to a server
   server: `The HTTP server of \`tandem serve\`: the ingest routes, the query API,
 \`/healthz\`, \`/readyz\` and \`/metrics\`.`,
   secrets: `Secrets never appear in messages or logs, except a key generated on this
-start, logged once for local use. When unset, each is generated into
-\`secrets/\` under the data directory (mode 0600), with a warning for the master
-key and the hash secret. That suits one machine. In production, set them in the
-environment, the same on every process of a deployment
-([operations.md](operations.md#secrets-and-the-data-directory)).`,
+start, logged once for local use. When unset, the bootstrap keys are generated
+into \`secrets/\` under the data directory (mode 0600), one per directory; so are
+the master key and the hash secret on the embedded stores, with a warning. In
+server mode (\`TANDEM_EVENTSTORE_URL\`) the master key and the hash secret must
+be set, the same on every process of a deployment: without them a start stops
+with exit code 78 ([operations.md](operations.md#secrets-and-the-data-directory)).`,
   identity: `How identifiers are normalised and linked ([identity.md](identity.md)).`,
   privacy: `Consent and retention ([privacy.md](privacy.md)).`,
   recommendations: `The recommendation model ([api.md](api.md#recommendations)).`,

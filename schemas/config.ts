@@ -59,6 +59,9 @@ const retentionText = (policy: RetentionPolicy) =>
 const generated = (file: string) =>
   `generated into \`secrets/${file}\` under the data directory on the first start, then read from there`;
 
+const serverModeRequires = (embedded: string) =>
+  `with \`TANDEM_EVENTSTORE_URL\` set, \`tandem serve\`, \`demo\` and \`import\` stop with exit code 78; embedded, ${embedded}`;
+
 /**
  * Every setting Tandem reads, by environment variable. This schema is the one
  * source of truth: defaults, validation and the configuration reference
@@ -68,12 +71,13 @@ export const EnvSchema = z.object({
   TANDEM_DATA_DIR: setting(z.string().min(1).default('./tandem-data'), {
     group: 'stores',
     description:
-      "Where the embedded stores and the local state keep their files: `eventstore/` (LMDB log), `clickhouse/` (chDB), `identity/` (the resolver's snapshot), `keystore/`, `suppression/` and `secrets/`. A relative path resolves against the working directory. Needed in server mode too: the key store, the suppression list and the identity snapshot are always local files.",
+      "Where the embedded stores and the local state keep their files. Embedded: `eventstore/` (LMDB log), `clickhouse/` (chDB), `keystore/` and `suppression/` (LMDB), `identity/` (the resolver's snapshot) and `secrets/`. With `TANDEM_EVENTSTORE_URL` set, the data keys and the suppression list are in the log and no LMDB store is opened: the directory holds only `identity/` (where the resolver runs), bootstrap keys generated into `secrets/`, and `clickhouse/` if `TANDEM_CLICKHOUSE_URL` is unset; each machine may have its own. A relative path resolves against the working directory.",
     format: 'a directory path; created if missing',
   }),
   TANDEM_EVENTSTORE_URL: setting(kurrentDbUrl.optional(), {
     group: 'stores',
-    description: 'A KurrentDB node or cluster to use instead of the embedded LMDB log.',
+    description:
+      'A KurrentDB node or cluster to use instead of the embedded LMDB log (server mode). The data keys and the suppression list are then kept in the log too, shared by every process on any machine, and `TANDEM_MASTER_KEY` and `TANDEM_HASH_SECRET` are required.',
     format:
       'a KurrentDB connection string: `kurrentdb://`, `kdb://` or `esdb://` (`+discover` for gossip), e.g. `kurrentdb://node1:2113?tls=false`',
     unset: 'the embedded LMDB log under `eventstore/` in the data directory',
@@ -122,22 +126,22 @@ export const EnvSchema = z.object({
     group: 'secrets',
     description:
       'Bootstrap write key of the tracking, POS, catalog, consent and import routes (source `default`), accepted by processes that run ingest. Make one per source with `tandem keys create --source`.',
-    unset: `${generated('write.key')} and logged once as \`localWriteKey\``,
+    unset: `${generated('write.key')} and logged once as \`localWriteKey\`; each data directory gets its own`,
     secret: true,
   }),
   TANDEM_ADMIN_KEY: setting(z.string().min(16, 'must be at least 16 characters').optional(), {
     group: 'secrets',
     description:
       'Bootstrap API key with every role (key id `bootstrap-admin`), for a first start and tests. Make per-team keys with `tandem keys create --role`.',
-    unset: `${generated('admin.key')} and logged once as \`localAdminKey\``,
+    unset: `${generated('admin.key')} and logged once as \`localAdminKey\`; each data directory gets its own`,
     secret: true,
   }),
   TANDEM_MASTER_KEY: setting(z.string().min(1).optional(), {
     group: 'secrets',
     description:
-      'Wraps every per-person data key in the key store. Losing it makes every sealed field unreadable.',
+      'Wraps every per-person data key in the key store (in the log in server mode). Every process of a deployment needs the same one. Losing it makes every sealed field unreadable; with it, any backup holding the keys (in server mode, every KurrentDB backup) unseals what it holds, even of people erased since. Keep it out of backups.',
     format: '32 bytes as base64, base64url or 64 hex digits',
-    unset: generated('master.key'),
+    unset: serverModeRequires(generated('master.key')),
     secret: true,
   }),
   TANDEM_HASH_SECRET: setting(z.string().min(1).optional(), {
@@ -145,7 +149,7 @@ export const EnvSchema = z.object({
     description:
       'Keys the identifier hashes (HMAC-SHA-256). Every process of a deployment needs the same one, for ever: a new one makes every stored hash unmatchable.',
     format: '32 bytes as base64, base64url or 64 hex digits',
-    unset: generated('hash.secret'),
+    unset: serverModeRequires(generated('hash.secret')),
     secret: true,
   }),
   TANDEM_IDENTITY_RULES: setting(z.string().min(1).optional(), {

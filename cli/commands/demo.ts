@@ -29,7 +29,7 @@ export function registerDemoCommand(program: Command): void {
     program
       .command('demo')
       .description(
-        'what `npm start` runs: the platform on the embedded stores, with a demo chain loaded through its API on the first start',
+        'what `npm start` runs: the platform on the configured stores (embedded by default), with a demo chain loaded through its API on an empty data directory',
       ),
   )
     .option('--shoppers <n>', 'demo shoppers on the first start', integer('--shoppers'), 20_000)
