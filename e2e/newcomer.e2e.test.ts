@@ -48,14 +48,27 @@ describe.skipIf(missing.length > 0)(
           cwd: copy,
           maxBuffer: 64 * 1024 * 1024,
         });
-        const child = spawn('npm', ['start', '--', '--shoppers', '600', '--port', '0'], {
-          cwd: copy,
-          env: { ...process.env, TANDEM_LOG_FORMAT: 'json', TANDEM_LOG_LEVEL: 'info' },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        platform = child;
-        child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
-        const printed = await banner(child, () => stderr.join(''));
+        /** Starts `command` in the copy; resolves with the lines it prints once the demo is ready. */
+        const start = (command: string, ...args: string[]) => {
+          const child = spawn(command, args, {
+            cwd: copy,
+            env: { ...process.env, TANDEM_LOG_FORMAT: 'json', TANDEM_LOG_LEVEL: 'info' },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          platform = child;
+          child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+          return { child, printed: banner(child, () => stderr.join('')) };
+        };
+        const { child, printed: ready } = start(
+          'npm',
+          'start',
+          '--',
+          '--shoppers',
+          '600',
+          '--port',
+          '0',
+        );
+        const printed = await ready;
 
         const exports = printed.filter((line) => line.startsWith('  export ')).join('\n');
         const commands = printed.filter((line) => line.startsWith('curl '));
@@ -95,14 +108,14 @@ describe.skipIf(missing.length > 0)(
         // A second start finds the demo in the log: no load, the same segment, ready at once.
         stderr.length = 0;
         const started = performance.now();
-        const again = spawn(process.execPath, ['dist/cli/main.js', 'demo', '--port', '0'], {
-          cwd: copy,
-          env: { ...process.env, TANDEM_LOG_FORMAT: 'json', TANDEM_LOG_LEVEL: 'info' },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        platform = again;
-        again.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
-        const reprinted = await banner(again, () => stderr.join(''));
+        const { child: again, printed: reready } = start(
+          process.execPath,
+          'dist/cli/main.js',
+          'demo',
+          '--port',
+          '0',
+        );
+        const reprinted = await reready;
         expect(performance.now() - started).toBeLessThan(30_000);
         expect(stderr.join('')).not.toContain('demo: started a stage');
         expect(reprinted.filter((line) => line.startsWith('curl ')).slice(0, 2)).toEqual(
