@@ -1,3 +1,6 @@
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -5,7 +8,7 @@ import { collect } from '../../eventstore/testing/helpers.js';
 import { readSampleFiles } from '../../fixtures/sample.js';
 import { POS_LINE_COLUMNS } from '../../schemas/pos.js';
 import { BASIC_AUTH, openTestIngestApp, type TestIngestApp } from '../testing/ingest-app.js';
-import { importRoutes } from './imports.routes.js';
+import { importRoutes, removeAbandonedSpools } from './imports.routes.js';
 
 const post = (test: TestIngestApp, contentType: string, payload: string | Buffer, mode?: string) =>
   test.app.inject({
@@ -125,5 +128,26 @@ describe(importRoutes.name, () => {
     const response = await post(test, 'text/csv', 'x', 'sloppy');
     expect(response.statusCode).toBe(400);
     expect(response.json().error.issues[0].path).toBe('mode');
+  });
+
+  it('removes the spools of processes that are gone (killed mid-import), and only those', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tandem-spools-'));
+    try {
+      // Above Linux's largest pid (2^22): no process has it.
+      const gone = `tandem-import-${2 ** 22 + 1}-a1`;
+      const running = `tandem-import-${process.ppid}-b2`;
+      const samePidEarlier = `tandem-import-${process.pid}-c3`;
+      const others = ['tandem-import-Xy12ab', 'someone-else'];
+      for (const name of [gone, running, samePidEarlier, ...others]) {
+        await mkdir(join(dir, name));
+        await writeFile(join(dir, name, 'upload.csv'), 'receipt_id,phone\nR-1,+15555550100\n');
+      }
+      expect((await removeAbandonedSpools(dir)).sort()).toEqual(
+        [gone, samePidEarlier].map((name) => join(dir, name)).sort(),
+      );
+      expect((await readdir(dir)).sort()).toEqual([running, ...others].sort());
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
