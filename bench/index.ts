@@ -1,6 +1,7 @@
 import { runEventStoreBench } from './eventstore.bench.js';
 import { runIdentityBench } from './identity.bench.js';
 import { runIngestBench } from './ingest.bench.js';
+import { runLoadBench } from './load.bench.js';
 import { runPrivacyBench } from './privacy.bench.js';
 import { runProjectionsBench } from './projections.bench.js';
 import { runRecommendationsBench } from './recommendations.bench.js';
@@ -45,5 +46,10 @@ export const BENCHMARKS: Readonly<
     summary:
       'access export and erasure of one person with 10k events across channels, through the API, vs reading their events back',
     run: runPrivacyBench,
+  },
+  load: {
+    summary:
+      '60 s of mixed traffic (tracking, POS, previews, profiles, recommendations, SQL) on one tandem demo process: req/s, p50/p99 and errors per route, RSS over time',
+    run: runLoadBench,
   },
 };

@@ -1,0 +1,253 @@
+/**
+ * The load benchmark's printed report: the ratio table of `report.ts`
+ * (all routes against a bare `/healthz`), a table per route, the series over
+ * time (throughput, RSS), the server's log and shutdown, and the targets.
+ */
+import type { LoadRun, LoadSample } from './load-runner.js';
+import type { RssSample, ServerExit } from './load-server.js';
+import type { TrafficData } from './load-traffic.js';
+import { NEW_VISITORS } from './load-traffic.js';
+import { formatBenchReport, formatRate, percentile } from './report.js';
+
+const RSS_LIMIT_MB = 2048;
+/** Growth of RSS from the end of warm-up to the end that still counts as flat. */
+const FLAT_GROWTH = 0.1;
+
+/** What the benchmark measured while the server ran. */
+export interface LoadMeasurements {
+  readonly baseline: LoadRun;
+  readonly mix: LoadRun;
+  /** Seconds at the start of the mix left out of the per-route figures. */
+  readonly warmup: number;
+  readonly rss: readonly RssSample[];
+  readonly serverCpuSeconds: number | undefined;
+  readonly lag: {
+    readonly maxEvents: number;
+    readonly maxSeconds: number;
+    readonly caughtUpSeconds: number | undefined;
+  };
+}
+
+export interface LoadReportInput extends LoadMeasurements {
+  readonly exit: ServerExit;
+  /** The server's log lines (`readLogLines`). */
+  readonly log: readonly Record<string, unknown>[];
+  readonly shoppers: number;
+  readonly data: TrafficData;
+  readonly setupSeconds: number;
+}
+
+/** Whether the server stopped as it should on SIGTERM: exit 0 in time, "stopped" last, no error logged. */
+export function shutdownClean(exit: ServerExit, log: readonly Record<string, unknown>[]): boolean {
+  return (
+    exit.code === 0 &&
+    !exit.killed &&
+    log[log.length - 1]?.msg === 'stopped' &&
+    !log.some((line) => Number(line.level) >= 50)
+  );
+}
+
+export function formatLoadReport(input: LoadReportInput): string {
+  const { mix, baseline, warmup } = input;
+  const window = mix.seconds - warmup;
+  const connections = mix.routes.reduce((sum, run) => sum + run.route.workers, 0);
+  const answered = mix.routes.flatMap((run) => afterWarmup(run.samples, warmup, mix.seconds));
+  const healthz = baseline.routes[0]?.samples ?? [];
+  const table = formatBenchReport(
+    `load: ${mix.seconds} s of mixed traffic (the first ${warmup} s warm-up) on one \`tandem demo\` process, ${input.shoppers.toLocaleString('en-US')} shoppers, ${connections} closed-loop connections`,
+    [
+      {
+        name: 'requests answered 2xx, all routes',
+        unit: 'req/s',
+        ours: answered.filter(ok).length / window,
+        raw: healthz.filter(ok).length / baseline.seconds,
+      },
+    ],
+  );
+  const [p50, p99] = latency(healthz);
+  const statuses = countStatuses(mix.routes.flatMap((run) => run.samples));
+  const fiveXx = sumWhere(statuses, (status) => status >= 500 || status === 0);
+  const fourXx = sumWhere(statuses, (status) => status >= 400 && status < 500);
+  const memory = rssFigures(input.rss, warmup);
+  const clean = shutdownClean(input.exit, input.log);
+  return [
+    table,
+    `raw = GET /healthz on the same server, the same ${connections} connections, ${baseline.seconds} s just before the mix (p50 ${p50} ms, p99 ${p99} ms): its HTTP layer doing nothing.`,
+    '',
+    'per route, after the warm-up (req/s counts 2xx answers; latency is over every answer):',
+    routeTable(mix, warmup),
+    ...firstErrors(mix),
+    '',
+    ...seriesLines(input, memory),
+    ...serverLines(input),
+    `target zero 5xx (nor unanswered requests): ${fiveXx} — ${fiveXx === 0 ? 'met' : 'NOT met'}`,
+    `target no 4xx (a 4xx means the bench sent a bad request): ${fourXx} — ${fourXx === 0 ? 'met' : 'NOT met'}`,
+    `target RSS under ${formatRate(RSS_LIMIT_MB)} MB: max ${formatRate(memory.max)} MB — ${memory.max < RSS_LIMIT_MB ? 'met' : 'NOT met'}`,
+    `target RSS flat after warm-up (growth < ${FLAT_GROWTH * 100}%): ${signed(memory.growthShare * 100, 1)}% — ${memory.growthShare < FLAT_GROWTH ? 'met' : 'NOT met'}`,
+    `target clean shutdown (exit 0 on SIGTERM, "stopped" logged, no error-level line): ${clean ? 'met' : 'NOT met'}`,
+  ].join('\n');
+}
+
+function routeTable(mix: LoadRun, warmup: number): string {
+  const window = mix.seconds - warmup;
+  const rows = mix.routes.map((run) => {
+    const measured = afterWarmup(run.samples, warmup, mix.seconds);
+    const good = measured.filter(ok).length;
+    const units = run.route.units;
+    const bad = [...countStatuses(run.samples)].sort(([a], [b]) => a - b);
+    return [
+      run.route.name,
+      String(run.route.workers),
+      formatRate(good / window),
+      units ? `${formatRate((good * units.each) / window)} ${units.name}/s` : '',
+      ...latency(measured),
+      bad.length === 0
+        ? '0'
+        : bad.map(([status, n]) => `${status === 0 ? 'no answer' : status}×${n}`).join(' '),
+    ];
+  });
+  return columns(
+    ['route', 'workers', 'req/s', 'carrying', 'p50 ms', 'p99 ms', 'max ms', 'non-2xx (whole run)'],
+    rows,
+  );
+}
+
+function firstErrors(mix: LoadRun): string[] {
+  const lines = mix.routes.flatMap((run) =>
+    [...run.firstErrors].map(([status, text]) => `  ${status}: ${text}`),
+  );
+  return lines.length > 0 ? ['the first answer of each non-2xx status:', ...lines] : [];
+}
+
+interface RssFigures {
+  readonly at: (seconds: number) => RssSample | undefined;
+  readonly max: number;
+  readonly growth: number;
+  readonly growthShare: number;
+  readonly anonGrowth: number;
+}
+
+function rssFigures(rss: readonly RssSample[], warmup: number): RssFigures {
+  const at = (seconds: number) =>
+    [...rss].reverse().find((sample) => sample.at <= seconds + 0.5) ?? rss[0];
+  const warm = at(warmup);
+  const last = rss[rss.length - 1];
+  const growth = warm && last ? last.mb - warm.mb : Number.NaN;
+  return {
+    at,
+    max: Math.max(...rss.filter((sample) => sample.at >= 0).map((sample) => sample.mb)),
+    growth,
+    growthShare: warm ? growth / warm.mb : Number.NaN,
+    anonGrowth: warm && last ? last.anonMb - warm.anonMb : Number.NaN,
+  };
+}
+
+/** Throughput and RSS every 10 s (shorter steps for a short run), CPU and the projector's lag. */
+function seriesLines(input: LoadReportInput, memory: RssFigures): string[] {
+  const { mix, warmup, lag } = input;
+  const step = mix.seconds >= 30 ? 10 : Math.max(1, Math.round(mix.seconds / 6));
+  const marks = Array.from({ length: Math.floor(mix.seconds / step) + 1 }, (_, i) => i * step);
+  const good = mix.routes.flatMap((run) => run.samples.filter(ok));
+  const rates = marks
+    .slice(0, -1)
+    .map((mark) => good.filter((s) => s.at >= mark && s.at < mark + step).length / step);
+  const mb = (pick: (sample: RssSample) => number) =>
+    marks.map((mark) => {
+      const sample = memory.at(mark);
+      return sample ? formatRate(pick(sample)) : '?';
+    });
+  const cores = (seconds: number | undefined) =>
+    seconds === undefined ? 'n/a' : (seconds / mix.seconds).toFixed(2);
+  return [
+    `throughput, 2xx req/s of all routes per ${step} s: ${rates.map(formatRate).join(' ')}`,
+    `server RSS MB at ${marks.join('/')} s: ${mb((s) => s.mb).join(' ')}; RssAnon (without mapped files such as LMDB's): ${mb((s) => s.anonMb).join(' ')}`,
+    `  max ${formatRate(memory.max)} MB; from the end of warm-up (${warmup} s) to the end ${signed(memory.growth)} MB (${signed(memory.growthShare * 100, 1)}%), RssAnon ${signed(memory.anonGrowth)} MB`,
+    `server CPU during the mix: ${cores(input.serverCpuSeconds)} cores; the load generator ${cores(mix.clientCpuSeconds)} cores, its event-loop delay p99 ${mix.clientLoopDelayP99.toFixed(1)} ms`,
+    `projector lag during the mix (sampled every 2 s): max ${formatRate(lag.maxEvents)} events, ${lag.maxSeconds.toFixed(1)} s; ${lag.caughtUpSeconds === undefined ? 'NOT caught up within 120 s' : `caught up ${lag.caughtUpSeconds.toFixed(1)} s`} after the traffic stopped`,
+  ];
+}
+
+/** The server's log (errors in full, warnings by message), its shutdown, and how it was set up. */
+function serverLines(input: LoadReportInput): string[] {
+  const { log, exit } = input;
+  const errors = log.filter((line) => Number(line.level) >= 50);
+  const warnings = log.filter((line) => Number(line.level) === 40);
+  const notJson = log.filter((line) => 'text' in line);
+  const last = log[log.length - 1];
+  const ended = exit.killed
+    ? `did not exit within 120 s, killed`
+    : `${exit.signal ? `ended by signal ${exit.signal}` : `exit code ${exit.code}`} in ${exit.seconds.toFixed(1)} s`;
+  return [
+    `server log: ${errors.length} error-level line(s), ${warnings.length} warning(s)${notJson.length > 0 ? `, ${notJson.length} line(s) that are not JSON` : ''}`,
+    ...distinct([...errors, ...notJson]).map((line) => `  ${line}`),
+    ...(warnings.length > 0 ? [`  warnings: ${distinct(warnings).join('; ')}`] : []),
+    `shutdown on SIGTERM: ${ended}, last log line "${String(last?.msg ?? last?.text ?? '')}"`,
+    `setup: the demo chain generated, loaded through the API and projected, /readyz 200 after ${input.setupSeconds.toFixed(0)} s; replayed tracking calls ${(input.data.identifiedShare * 100).toFixed(0)}% identified, new anonymous ids in ${NEW_VISITORS * 100}% of the batches`,
+  ];
+}
+
+function afterWarmup(samples: readonly LoadSample[], warmup: number, seconds: number) {
+  return samples.filter((sample) => sample.at >= warmup && sample.at < seconds);
+}
+
+function ok(sample: LoadSample): boolean {
+  return sample.status >= 200 && sample.status < 300;
+}
+
+function countStatuses(samples: readonly LoadSample[]): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const sample of samples)
+    if (!ok(sample)) counts.set(sample.status, (counts.get(sample.status) ?? 0) + 1);
+  return counts;
+}
+
+function sumWhere(counts: Map<number, number>, match: (status: number) => boolean): number {
+  return [...counts].reduce((sum, [status, n]) => sum + (match(status) ? n : 0), 0);
+}
+
+/** p50, p99 and max in ms, as printed. */
+function latency(samples: readonly LoadSample[]): string[] {
+  if (samples.length === 0) return ['-', '-', '-'];
+  const ms = samples.map((sample) => sample.ms);
+  // Math.max(...ms) would overflow the stack on a /healthz run's many samples.
+  const max = ms.reduce((a, b) => Math.max(a, b), 0);
+  return [percentile(ms, 0.5), percentile(ms, 0.99), max].map((value) =>
+    value.toFixed(value < 10 ? 1 : 0),
+  );
+}
+
+/** Distinct log messages with their counts, most frequent first. */
+function distinct(lines: readonly Record<string, unknown>[]): string[] {
+  const counts = new Map<string, number>();
+  for (const line of lines) {
+    const err = line.err as { message?: string } | undefined;
+    const text =
+      `${String(line.text ?? line.msg ?? '')}${err?.message ? ` (${err.message})` : ''}`.slice(
+        0,
+        300,
+      );
+    counts.set(text, (counts.get(text) ?? 0) + 1);
+  }
+  return [...counts]
+    .sort(([, a], [, b]) => b - a)
+    .map(([text, n]) => (n > 1 ? `${n}× ${text}` : text));
+}
+
+function signed(value: number, digits = 0): string {
+  return `${value >= 0 ? '+' : ''}${value.toFixed(digits)}`;
+}
+
+function columns(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((cell, i) =>
+    Math.max(cell.length, ...rows.map((row) => (row[i] as string).length)),
+  );
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, i) =>
+        i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number),
+      )
+      .join('  ');
+  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join(
+    '\n',
+  );
+}
