@@ -16,16 +16,29 @@ const FLAT_GROWTH = 0.1;
 /** What the benchmark measured while the server ran. */
 export interface LoadMeasurements {
   readonly baseline: LoadRun;
+  /** Each route's latencies, ms, of a few requests sent one at a time before the load. */
+  readonly alone: Readonly<Record<string, readonly number[]>>;
   readonly mix: LoadRun;
+  /** When the mix started, epoch ms (to place the server's log lines). */
+  readonly startedAtMs: number;
   /** Seconds at the start of the mix left out of the per-route figures. */
   readonly warmup: number;
   readonly rss: readonly RssSample[];
   readonly serverCpuSeconds: number | undefined;
-  readonly lag: {
-    readonly maxEvents: number;
-    readonly maxSeconds: number;
-    readonly caughtUpSeconds: number | undefined;
-  };
+  /** The projector's lag and `/readyz`, every 2 s during the mix. */
+  readonly health: readonly HealthSample[];
+  /** Seconds after the traffic stopped until the projector had no lag; undefined if not within 120 s. */
+  readonly caughtUpSeconds: number | undefined;
+}
+
+export interface HealthSample {
+  /** Seconds since the mix started. */
+  readonly at: number;
+  readonly lagEvents: number;
+  readonly lagSeconds: number;
+  /** The status `/readyz` answered (0: no answer), and its body when not 200. */
+  readonly ready: number;
+  readonly detail?: string;
 }
 
 export interface LoadReportInput extends LoadMeasurements {
@@ -74,8 +87,8 @@ export function formatLoadReport(input: LoadReportInput): string {
     table,
     `raw = GET /healthz on the same server, the same ${connections} connections, ${baseline.seconds} s just before the mix (p50 ${p50} ms, p99 ${p99} ms): its HTTP layer doing nothing.`,
     '',
-    'per route, after the warm-up (req/s counts 2xx answers; latency is over every answer):',
-    routeTable(mix, warmup),
+    'per route, after the warm-up (req/s counts 2xx answers; latency is over every answer; alone: the median of 5 requests one at a time before the load):',
+    routeTable(input),
     ...firstErrors(mix),
     '',
     ...seriesLines(input, memory),
@@ -88,7 +101,8 @@ export function formatLoadReport(input: LoadReportInput): string {
   ].join('\n');
 }
 
-function routeTable(mix: LoadRun, warmup: number): string {
+function routeTable(input: LoadReportInput): string {
+  const { mix, warmup } = input;
   const window = mix.seconds - warmup;
   const rows = mix.routes.map((run) => {
     const measured = afterWarmup(run.samples, warmup, mix.seconds);
@@ -98,6 +112,7 @@ function routeTable(mix: LoadRun, warmup: number): string {
     return [
       run.route.name,
       String(run.route.workers),
+      median(input.alone[run.route.name] ?? []),
       formatRate(good / window),
       units ? `${formatRate((good * units.each) / window)} ${units.name}/s` : '',
       ...latency(measured),
@@ -107,7 +122,17 @@ function routeTable(mix: LoadRun, warmup: number): string {
     ];
   });
   return columns(
-    ['route', 'workers', 'req/s', 'carrying', 'p50 ms', 'p99 ms', 'max ms', 'non-2xx (whole run)'],
+    [
+      'route',
+      'workers',
+      'alone ms',
+      'req/s',
+      'carrying',
+      'p50 ms',
+      'p99 ms',
+      'max ms @start',
+      'non-2xx (whole run)',
+    ],
     rows,
   );
 }
@@ -144,7 +169,7 @@ function rssFigures(rss: readonly RssSample[], warmup: number): RssFigures {
 
 /** Throughput and RSS every 10 s (shorter steps for a short run), CPU and the projector's lag. */
 function seriesLines(input: LoadReportInput, memory: RssFigures): string[] {
-  const { mix, warmup, lag } = input;
+  const { mix, warmup, health } = input;
   const step = mix.seconds >= 30 ? 10 : Math.max(1, Math.round(mix.seconds / 6));
   const marks = Array.from({ length: Math.floor(mix.seconds / step) + 1 }, (_, i) => i * step);
   const good = mix.routes.flatMap((run) => run.samples.filter(ok));
@@ -163,8 +188,23 @@ function seriesLines(input: LoadReportInput, memory: RssFigures): string[] {
     `server RSS MB at ${marks.join('/')} s: ${mb((s) => s.mb).join(' ')}; RssAnon (without mapped files such as LMDB's): ${mb((s) => s.anonMb).join(' ')}`,
     `  max ${formatRate(memory.max)} MB; from the end of warm-up (${warmup} s) to the end ${signed(memory.growth)} MB (${signed(memory.growthShare * 100, 1)}%), RssAnon ${signed(memory.anonGrowth)} MB`,
     `server CPU during the mix: ${cores(input.serverCpuSeconds)} cores; the load generator ${cores(mix.clientCpuSeconds)} cores, its event-loop delay p99 ${mix.clientLoopDelayP99.toFixed(1)} ms`,
-    `projector lag during the mix (sampled every 2 s): max ${formatRate(lag.maxEvents)} events, ${lag.maxSeconds.toFixed(1)} s; ${lag.caughtUpSeconds === undefined ? 'NOT caught up within 120 s' : `caught up ${lag.caughtUpSeconds.toFixed(1)} s`} after the traffic stopped`,
+    `projector lag s at ${marks.join('/')} s: ${marks.map((mark) => lagAt(health, mark)).join(' ')}; max ${formatRate(Math.max(0, ...health.map((h) => h.lagEvents)))} events, ${Math.max(0, ...health.map((h) => h.lagSeconds)).toFixed(1)} s; ${input.caughtUpSeconds === undefined ? 'NOT caught up within 120 s' : `caught up ${input.caughtUpSeconds.toFixed(1)} s`} after the traffic stopped`,
+    readiness(health),
   ];
+}
+
+function lagAt(health: readonly HealthSample[], seconds: number): string {
+  const sample = [...health].reverse().find((h) => h.at <= seconds + 1) ?? health[0];
+  return sample ? sample.lagSeconds.toFixed(1) : '?';
+}
+
+/** What `/readyz` answered during the mix: a load balancer would stop sending to a 503. */
+function readiness(health: readonly HealthSample[]): string {
+  const notReady = health.filter((h) => h.ready !== 200);
+  const first = notReady[0];
+  return first
+    ? `GET /readyz during the mix: ${notReady.length} of ${health.length} samples not 200, the first at ${first.at.toFixed(0)} s (${first.ready}: ${first.detail ?? ''})`
+    : `GET /readyz during the mix: 200 in all ${health.length} samples`;
 }
 
 /** The server's log (errors in full, warnings by message), its shutdown, and how it was set up. */
@@ -174,6 +214,10 @@ function serverLines(input: LoadReportInput): string[] {
   const warnings = log.filter((line) => Number(line.level) === 40);
   const notJson = log.filter((line) => 'text' in line);
   const last = log[log.length - 1];
+  const end = input.startedAtMs + input.mix.seconds * 1000;
+  const during = log.filter(
+    (line) => Number(line.time) >= input.startedAtMs && Number(line.time) <= end,
+  );
   const ended = exit.killed
     ? `did not exit within 120 s, killed`
     : `${exit.signal ? `ended by signal ${exit.signal}` : `exit code ${exit.code}`} in ${exit.seconds.toFixed(1)} s`;
@@ -181,6 +225,17 @@ function serverLines(input: LoadReportInput): string[] {
     `server log: ${errors.length} error-level line(s), ${warnings.length} warning(s)${notJson.length > 0 ? `, ${notJson.length} line(s) that are not JSON` : ''}`,
     ...distinct([...errors, ...notJson]).map((line) => `  ${line}`),
     ...(warnings.length > 0 ? [`  warnings: ${distinct(warnings).join('; ')}`] : []),
+    `  during the mix: ${
+      during.length === 0
+        ? 'no line'
+        : during
+            .slice(0, 10)
+            .map(
+              (line) =>
+                `${((Number(line.time) - input.startedAtMs) / 1000).toFixed(0)} s ${line.part ? `${line.part}: ` : ''}${String(line.msg)}${line.tookMs ? ` (${line.tookMs} ms)` : ''}`,
+            )
+            .join('; ')
+    }`,
     `shutdown on SIGTERM: ${ended}, last log line "${String(last?.msg ?? last?.text ?? '')}"`,
     `setup: the demo chain generated, loaded through the API and projected, /readyz 200 after ${input.setupSeconds.toFixed(0)} s; replayed tracking calls ${(input.data.identifiedShare * 100).toFixed(0)}% identified, new anonymous ids in ${NEW_VISITORS * 100}% of the batches`,
   ];
@@ -205,15 +260,24 @@ function sumWhere(counts: Map<number, number>, match: (status: number) => boolea
   return [...counts].reduce((sum, [status, n]) => sum + (match(status) ? n : 0), 0);
 }
 
-/** p50, p99 and max in ms, as printed. */
+/** p50, p99 and max in ms, as printed; the max with the second of the run its request started in, to match stalls with the log. */
 function latency(samples: readonly LoadSample[]): string[] {
   if (samples.length === 0) return ['-', '-', '-'];
   const ms = samples.map((sample) => sample.ms);
   // Math.max(...ms) would overflow the stack on a /healthz run's many samples.
-  const max = ms.reduce((a, b) => Math.max(a, b), 0);
-  return [percentile(ms, 0.5), percentile(ms, 0.99), max].map((value) =>
-    value.toFixed(value < 10 ? 1 : 0),
-  );
+  const slowest = samples.reduce((a, b) => (b.ms > a.ms ? b : a));
+  const [p50, p99] = [percentile(ms, 0.5), percentile(ms, 0.99)].map(milliseconds);
+  return [p50 as string, p99 as string, `${milliseconds(slowest.ms)} @${slowest.at.toFixed(0)}s`];
+}
+
+function milliseconds(value: number): string {
+  return value.toFixed(value < 10 ? 1 : 0);
+}
+
+/** The median of a route's latencies alone, as printed. */
+function median(ms: readonly number[]): string {
+  if (ms.length === 0) return '-';
+  return milliseconds(percentile(ms, 0.5));
 }
 
 /** Distinct log messages with their counts, most frequent first. */

@@ -24,6 +24,8 @@ export interface DemoServerOptions {
   readonly env: Readonly<Record<string, string>>;
   /** How long the demo may take to load and become ready. */
   readonly readyTimeoutMs: number;
+  /** Extra flags for the child's node, e.g. `--trace-gc` (its output lands in the stdout file). */
+  readonly nodeArgs?: readonly string[];
 }
 
 export interface DemoServer {
@@ -63,6 +65,7 @@ export async function startDemoServer(options: DemoServerOptions): Promise<DemoS
     child = spawn(
       process.execPath,
       [
+        ...(options.nodeArgs ?? []),
         cli,
         'demo',
         ...['--shoppers', String(shoppers), '--stores', String(stores)],

@@ -12,14 +12,21 @@
  * `--scale` multiplies the duration and the shoppers;
  * `TANDEM_BENCH_LOAD_SECONDS` and `TANDEM_BENCH_LOAD_SHOPPERS` set them;
  * `TANDEM_BENCH_LOAD_KEEP=1` keeps the temp directory (data and the server's
- * log) and prints where it is.
+ * log) and prints where it is; `TANDEM_BENCH_LOAD_NODE_ARGS` adds flags to the
+ * server's node (`--trace-gc`, `--heapsnapshot-signal=SIGUSR2`), which
+ * NODE_OPTIONS refuses.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { formatLoadReport, type LoadMeasurements, shutdownClean } from './load-report.js';
+import {
+  formatLoadReport,
+  type HealthSample,
+  type LoadMeasurements,
+  shutdownClean,
+} from './load-report.js';
 import { runClosedLoop } from './load-runner.js';
 import {
   cpuSeconds,
@@ -78,6 +85,7 @@ export async function runLoadBench({ scale = 1 }: BenchOptions = {}): Promise<st
         TANDEM_ADMIN_KEY: adminKey,
       },
       readyTimeoutMs: 15 * 60_000,
+      nodeArgs: (process.env.TANDEM_BENCH_LOAD_NODE_ARGS ?? '').split(' ').filter(Boolean),
     });
     let measured: LoadMeasurements;
     let exit: ServerExit;
@@ -126,7 +134,7 @@ async function measure(
   };
   const profileIds = await api.profileIds(keys.analystKey);
   const routes = mixedRoutes(data, keys, profileIds);
-  await preflight(address, routes);
+  const alone = await preflight(address, routes);
 
   const connections = routes.reduce((sum, route) => sum + route.workers, 0);
   const healthz: LoadRoute = {
@@ -138,25 +146,27 @@ async function measure(
 
   let origin = performance.now();
   const rss = sampleRss(pid, () => origin, 1000);
-  const lag = { maxEvents: 0, maxSeconds: 0 };
+  const health: HealthSample[] = [];
   let sampling = true;
-  const lagSampler = (async () => {
+  const healthSampler = (async () => {
     while (sampling) {
-      const now = await api.projectorLag();
-      lag.maxEvents = Math.max(lag.maxEvents, now.events);
-      lag.maxSeconds = Math.max(lag.maxSeconds, now.seconds);
+      const at = (performance.now() - origin) / 1000;
+      const [lag, ready] = await Promise.all([api.projectorLag(), api.readiness()]);
+      health.push({ at, lagEvents: lag.events, lagSeconds: lag.seconds, ...ready });
       await sleep(2000);
     }
   })();
   const cpuBefore = cpuSeconds(pid);
+  let startedAtMs = Date.now();
   const mix = await runClosedLoop(address, routes, times.seconds, (startedAt) => {
     origin = startedAt;
+    startedAtMs = Date.now();
   }).finally(() => {
     sampling = false;
     rss.stop();
   });
   const cpuAfter = cpuSeconds(pid);
-  await lagSampler;
+  await healthSampler;
   const stopped = performance.now();
   let caughtUpSeconds: number | undefined;
   while (performance.now() - stopped < 120_000) {
@@ -168,31 +178,48 @@ async function measure(
   }
   return {
     baseline,
+    alone,
     mix,
+    startedAtMs,
     warmup: times.warmup,
     rss: rss.samples,
     serverCpuSeconds:
       cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore,
-    lag: { ...lag, caughtUpSeconds },
+    health,
+    caughtUpSeconds,
   };
 }
 
-/** Sends a few requests of each route one at a time: a non-2xx here means the bench is wrong, so it stops. */
-async function preflight(address: string, routes: readonly LoadRoute[]): Promise<void> {
-  for (const route of routes)
+/**
+ * Sends a few requests of each route one at a time, before any load: a
+ * non-2xx here means the bench is wrong, so it stops. Their latencies are
+ * each route's figure on a quiet server.
+ */
+async function preflight(
+  address: string,
+  routes: readonly LoadRoute[],
+): Promise<Record<string, number[]>> {
+  const alone: Record<string, number[]> = {};
+  for (const route of routes) {
+    const times: number[] = [];
     for (let i = 0; i < 5; i++) {
       const request = route.next();
+      const started = performance.now();
       const response = await fetch(`${address}${request.path}`, {
         method: request.method,
         headers: request.headers,
         ...(request.body === undefined ? {} : { body: request.body }),
       });
       const text = await response.text();
+      times.push(performance.now() - started);
       if (!response.ok)
         throw new Error(
           `load bench preflight: ${request.method} ${request.path} answered ${response.status}: ${text.slice(0, 500)}`,
         );
     }
+    alone[route.name] = times;
+  }
+  return alone;
 }
 
 /** The few calls the bench makes itself, outside the measured load. */
@@ -228,6 +255,15 @@ function client(address: string) {
         }),
       });
       return answer.data.map((row) => row.profile_id);
+    },
+    /** `/readyz`: its status, and what it says when it is not ready. */
+    readiness: async () => {
+      const response = await fetch(`${address}/readyz`).catch(() => undefined);
+      const text = (await response?.text()) ?? '';
+      return {
+        ready: response?.status ?? 0,
+        ...(response?.ok ? {} : { detail: text.slice(0, 300) }),
+      };
     },
     /** The projector's lag, from the Prometheus metrics. */
     projectorLag: async () => {
