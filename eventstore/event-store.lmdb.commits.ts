@@ -18,6 +18,24 @@ export class CommitSignal {
     return this.next.promise;
   }
 
+  /**
+   * Resolves on `commit` (taken from `nextCommit()`) or when `signal` aborts,
+   * leaving no listener behind either way: a subscriber waits here once per
+   * idle spell, for as long as the process runs.
+   */
+  static until(commit: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+    if (!signal) return commit;
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const onAbort = () => resolve();
+      signal.addEventListener('abort', onAbort, { once: true });
+      void commit.then(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
+  }
+
   /** Wakes everyone waiting. */
   committed(): void {
     const { resolve } = this.next;

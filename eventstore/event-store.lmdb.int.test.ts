@@ -152,6 +152,22 @@ describe(openLmdbEventStore.name, () => {
     await expect(consumer).resolves.toEqual([]);
   });
 
+  it('lets the rest of the process run during a long read (LMDB reads are synchronous)', async () => {
+    const { store } = await openFresh();
+    for (let i = 0; i < 10; i++) await store.append(`s-${i}`, makeEvents(500));
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 0);
+    try {
+      let read = 0;
+      for await (const _ of store.readAll()) read++;
+      expect(read).toBe(5000);
+      // One turn of the event loop between pages of 512: a server keeps answering.
+      expect(ticks).toBeGreaterThanOrEqual(5);
+    } finally {
+      clearInterval(ticker);
+    }
+  });
+
   it('forgets the retry records of truncated appends: re-appending them appends again', async () => {
     const { store } = await openFresh();
     const [a, b, c] = [makeEvents(3), makeEvents(3), makeEvents(2)];

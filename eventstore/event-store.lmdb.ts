@@ -45,6 +45,7 @@
  * why each step is needed).
  */
 import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import {
   type AppendOptions,
@@ -410,6 +411,9 @@ class LmdbEventStore implements EventStore {
       remaining -= page.events.length;
       if (page.last === undefined) return;
       next = page.last + (backwards ? -1 : 1);
+      // Reads are synchronous: between pages, let the rest of the process
+      // run (a full scan would otherwise hold the event loop for seconds).
+      await nextTurn();
       this.assertOpen();
     }
   }
@@ -419,9 +423,6 @@ class LmdbEventStore implements EventStore {
     const { signal: abort, filter } = options;
     const from = options.from ?? 'start';
     let after = from === 'start' ? 0 : from === 'end' ? this.head() : Number(from.commit);
-    const aborted = new Promise<void>((resolve) =>
-      abort?.addEventListener('abort', () => resolve(), { once: true }),
-    );
     this.commits.subscriberStarted();
     try {
       while (!this.closed && !abort?.aborted) {
@@ -435,8 +436,10 @@ class LmdbEventStore implements EventStore {
           yield event;
         }
         if (page.last === undefined) {
-          await Promise.race([committed, aborted]);
+          await CommitSignal.until(committed, abort);
           this.root.resetReadTxn();
+        } else {
+          await nextTurn();
         }
       }
     } finally {

@@ -11,8 +11,11 @@
  *
  * Batches close at `batchEvents` events or `flushMs` after their first
  * event, whichever comes first (ClickHouse wants thousands of rows per
- * insert). At most one batch is being written while the next one fills; when
- * that one is full too, reading waits (back-pressure, bounded memory).
+ * insert). At most one batch is being written while the next one fills: a
+ * batch whose time is up while a write is in flight keeps filling and goes
+ * out when that write ends, and a full one makes reading wait
+ * (back-pressure; memory holds two batches at most, however slow the
+ * warehouse is).
  */
 import type { Logger } from 'pino';
 import {
@@ -146,7 +149,10 @@ class WarehouseProjector implements Projector {
   private readonly batchEvents: number;
   private readonly flushMs: number;
   private batch = new Batch();
-  private writing: Promise<void> = Promise.resolve();
+  /** The write in flight, if any; it ends with `failure` set rather than rejecting. */
+  private writing: Promise<void> | undefined;
+  /** The filling batch's time ran out during a write: it goes out when that write ends. */
+  private due = false;
   private timer: NodeJS.Timeout | undefined;
   private failure: unknown;
   /** Last event read (in the batch being filled or written). */
@@ -238,14 +244,14 @@ class WarehouseProjector implements Projector {
     batch.last = event;
     if (batch.events >= this.batchEvents) {
       // Back-pressure: the batch before this one must be written first.
-      await this.writing;
+      await this.writesEnded();
       this.startWrite();
-    } else if (!this.timer) {
+    } else if (!this.timer && !this.due) {
       this.timer = setTimeout(() => this.startWrite(), this.flushMs);
     }
   }
 
-  /** Sends the filled batch on its way, after the one before it. */
+  /** Sends the filling batch on its way, or marks it due when a write is in flight. */
   private startWrite(): void {
     if (this.timer) {
       clearTimeout(this.timer);
@@ -253,18 +259,27 @@ class WarehouseProjector implements Projector {
     }
     const batch = this.batch;
     if (batch.events === 0) return;
+    if (this.writing) {
+      this.due = true;
+      return;
+    }
+    this.due = false;
     this.batch = new Batch();
-    this.writing = this.writing
-      .then(() => {
-        this.inFlight = batch;
-        return this.write(batch);
+    this.inFlight = batch;
+    this.writing = this.write(batch)
+      .catch((error: unknown) => {
+        this.failure ??= error;
       })
       .finally(() => {
         this.inFlight = undefined;
-      })
-      .catch((error: unknown) => {
-        this.failure ??= error;
+        this.writing = undefined;
+        if (this.due) this.startWrite();
       });
+  }
+
+  /** Resolves once no write is in flight (including a due batch started by the last one). */
+  private async writesEnded(): Promise<void> {
+    while (this.writing) await this.writing;
   }
 
   private async write(batch: Batch): Promise<void> {
@@ -293,7 +308,7 @@ class WarehouseProjector implements Projector {
 
   private async flush(): Promise<void> {
     this.startWrite();
-    await this.writing;
+    await this.writesEnded();
     if (this.failure) throw this.failure;
   }
 }
