@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ClickHouseClient, InsertParams } from '@clickhouse/client';
+import type { ClickHouseClient } from '@clickhouse/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { aBatch, aShopper } from '../fixtures/builders.js';
 import { openSampleLog, type SampleLog } from '../ingest/testing/sample-log.js';
@@ -36,7 +36,7 @@ it('merges the batches that come due while a slow write is in flight, and never 
   const client = warehouse.client;
   const slow = {
     query: client.query.bind(client),
-    insert: async (params: InsertParams) => {
+    insert: async (params: Parameters<ClickHouseClient['insert']>[0]) => {
       await sleep(40);
       if (params.table === warehouse.table(CHECKPOINTS.name))
         checkpoints.push(Number((params.values as { events: number }[])[0]?.events));

@@ -69,53 +69,70 @@ export async function profileState(
   return row;
 }
 
-/** The profile, or NOT_FOUND. A merged profile answers with `mergedInto` and no data of its own. */
+/**
+ * The profile, or NOT_FOUND. A merged profile answers with `mergedInto` and
+ * no data of its own. One query, not one per part: on chDB every query
+ * waits its turn behind the others (and the projector's inserts), so under
+ * load each round trip costs a turn.
+ */
 export async function readProfile(deps: ProfileDeps, profileId: string): Promise<Profile> {
   const { warehouse } = deps;
-  const row = await profileState(deps, profileId);
-  const identifiers = await profileIdentifiers(deps, profileId);
-  const identifierCounts: Record<string, number> = {};
-  for (const { type } of identifiers) identifierCounts[type] = (identifierCounts[type] ?? 0) + 1;
-  const traits = await selectRows<{ trait: string; value: string }>(
-    warehouse.client,
-    `SELECT trait, value FROM ${warehouse.table('profile_traits')} WHERE profile_id = {id:String}`,
-    { id: profileId },
-  );
-  const consents = await selectRows<{
-    purpose: string;
-    granted: boolean;
-    stated_at: string;
-    source: string;
+  const table = (name: string) => warehouse.table(name);
+  const [row] = await selectRows<{
+    status: string;
+    merged_into: string;
+    identifier_types: string[];
+    traits: [string, string][];
+    consents: [string, boolean, string, string][];
+    activity: Profile['activity'];
   }>(
     warehouse.client,
-    `SELECT purpose, granted, stated_at, source FROM ${warehouse.table('consents')}
-     WHERE profile_id = {id:String} ORDER BY purpose`,
+    `SELECT status, merged_into, identifier_types, traits, consents,
+            CAST((events, orders, revenue, firstSeenOnline, lastSeenOnline, firstSeenOffline, lastSeenOffline),
+                 'Tuple(events UInt64, orders UInt64, revenue String, firstSeenOnline Nullable(String),
+                        lastSeenOnline Nullable(String), firstSeenOffline Nullable(String), lastSeenOffline Nullable(String))') AS activity
+     FROM (SELECT status, merged_into FROM ${table('profiles')} WHERE profile_id = {id:String}) AS state
+     CROSS JOIN (SELECT groupArray(identifier_type) AS identifier_types
+                 FROM ${table('identity')} WHERE profile_id = {id:String}) AS identifiers
+     CROSS JOIN (SELECT groupArray((trait, value)) AS traits
+                 FROM ${table('profile_traits')} WHERE profile_id = {id:String}) AS traits
+     CROSS JOIN (SELECT groupArray((purpose, granted, toString(stated_at), source)) AS consents
+                 FROM (SELECT purpose, granted, stated_at, source FROM ${table('consents')}
+                       WHERE profile_id = {id:String} ORDER BY purpose)) AS consents
+     CROSS JOIN (SELECT count() AS events, countIf(order_id != '') AS orders, toString(sum(revenue)) AS revenue,
+                        if(countIf(channel = 'online') > 0, toString(minIf(occurred_at, channel = 'online')), NULL) AS firstSeenOnline,
+                        if(countIf(channel = 'online') > 0, toString(maxIf(occurred_at, channel = 'online')), NULL) AS lastSeenOnline,
+                        if(countIf(channel = 'offline') > 0, toString(minIf(occurred_at, channel = 'offline')), NULL) AS firstSeenOffline,
+                        if(countIf(channel = 'offline') > 0, toString(maxIf(occurred_at, channel = 'offline')), NULL) AS lastSeenOffline
+                 FROM ${table('events')}
+                 WHERE identifier_hash IN (SELECT identifier_hash FROM ${table('identity')} WHERE profile_id = {id:String})) AS activity`,
     { id: profileId },
   );
-  const [activity] = await selectRows<Profile['activity']>(
-    warehouse.client,
-    `SELECT count() AS events, countIf(order_id != '') AS orders, toString(sum(revenue)) AS revenue,
-            if(countIf(channel = 'online') > 0, toString(minIf(occurred_at, channel = 'online')), NULL) AS firstSeenOnline,
-            if(countIf(channel = 'online') > 0, toString(maxIf(occurred_at, channel = 'online')), NULL) AS lastSeenOnline,
-            if(countIf(channel = 'offline') > 0, toString(minIf(occurred_at, channel = 'offline')), NULL) AS firstSeenOffline,
-            if(countIf(channel = 'offline') > 0, toString(maxIf(occurred_at, channel = 'offline')), NULL) AS lastSeenOffline
-     FROM ${warehouse.table('events')}
-     WHERE identifier_hash IN (SELECT identifier_hash FROM ${warehouse.table('identity')} WHERE profile_id = {id:String})`,
-    { id: profileId },
-  );
+  if (!row) throw new TandemError(ErrorCodes.NOT_FOUND, `no profile ${profileId}`, { profileId });
+  const identifierCounts: Record<string, number> = {};
+  for (const type of row.identifier_types)
+    identifierCounts[type] = (identifierCounts[type] ?? 0) + 1;
   return {
     profileId,
     status: row.status,
     ...(row.merged_into ? { mergedInto: row.merged_into } : {}),
     identifierCounts,
-    traits: Object.fromEntries(traits.map((trait) => [trait.trait, parseJson(trait.value)])),
+    traits: Object.fromEntries(row.traits.map(([trait, value]) => [trait, parseJson(value)])),
     consent: Object.fromEntries(
-      consents.map((c) => [
-        c.purpose,
-        { granted: c.granted, statedAt: isoTime(c.stated_at), source: c.source },
+      row.consents.map(([purpose, granted, statedAt, source]) => [
+        purpose,
+        { granted, statedAt: isoTime(statedAt), source },
       ]),
     ),
-    activity: activity as Profile['activity'],
+    activity: {
+      events: Number(row.activity.events),
+      orders: Number(row.activity.orders),
+      revenue: row.activity.revenue,
+      firstSeenOnline: isoTimeOrNull(row.activity.firstSeenOnline),
+      lastSeenOnline: isoTimeOrNull(row.activity.lastSeenOnline),
+      firstSeenOffline: isoTimeOrNull(row.activity.firstSeenOffline),
+      lastSeenOffline: isoTimeOrNull(row.activity.lastSeenOffline),
+    },
   };
 }
 
@@ -227,6 +244,8 @@ function parseCursor(text: string): { at: string; eventId: string } {
     });
   return { at, eventId };
 }
+
+const isoTimeOrNull = (text: string | null) => (text === null ? null : isoTime(text));
 
 function parseJson(text: string): unknown {
   try {

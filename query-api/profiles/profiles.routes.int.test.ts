@@ -39,7 +39,8 @@ async function omniShopperEmail(): Promise<string> {
     aBatch([
       {
         ...signIn,
-        traits: { email: String(ana.email), phone: String(ana.phone) },
+        traits: { email: String(ana.email), phone: String(ana.phone), city: 'Lyon' },
+        context: { ...signIn.context, consent: { categoryPreferences: { marketing_email: true } } },
       } as typeof signIn,
       web.views('SKU-000001', '2026-01-10T09:01:00Z'),
     ]),
@@ -89,9 +90,20 @@ describe(profilesRoutes.name, () => {
     expect(profile.profileId).toMatch(/^prf_/);
     expect(profile.status).toBe('active');
     expect(profile.identifierCounts.email).toBeGreaterThanOrEqual(1);
-    expect(profile.activity.events).toBeGreaterThan(0);
-    expect(profile.activity.firstSeenOnline).not.toBeNull();
-    expect(profile.activity.firstSeenOffline).not.toBeNull();
+    expect(profile.traits).toMatchObject({ city: 'Lyon' });
+    expect(profile.consent).toEqual({
+      marketing_email: { granted: true, statedAt: '2026-01-10T09:01:00.000Z', source: 'web' },
+    });
+    expect(profile.activity).toEqual({
+      events: 3,
+      orders: 1,
+      revenue: '10',
+      // Clock skew corrected: the batch was sent at 09:01 and received at 09:02.
+      firstSeenOnline: '2026-01-10T09:01:00.000Z',
+      lastSeenOnline: '2026-01-10T09:02:00.000Z',
+      firstSeenOffline: '2026-01-12T15:00:00.000Z',
+      lastSeenOffline: '2026-01-12T15:00:00.000Z',
+    });
     // Pseudonymous roles never see identifier values or hashes.
     expect(response.body).not.toContain(OMNI_EMAIL);
     expect(profile.personalData).toBeUndefined();

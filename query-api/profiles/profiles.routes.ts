@@ -35,6 +35,10 @@ const Include = z
   .optional()
   .describe('`personal_data`: each identifier’s personal data, unsealed (privacy_officer only)');
 
+const seenAt = z
+  .string()
+  .nullable()
+  .describe('ISO 8601 time (UTC) of a touchpoint on that channel; null when never seen there');
 const ProfileBody = z.object({
   profileId: z.string(),
   status: z.string(),
@@ -49,10 +53,10 @@ const ProfileBody = z.object({
     events: z.number(),
     orders: z.number(),
     revenue: z.string(),
-    firstSeenOnline: z.string().nullable(),
-    lastSeenOnline: z.string().nullable(),
-    firstSeenOffline: z.string().nullable(),
-    lastSeenOffline: z.string().nullable(),
+    firstSeenOnline: seenAt,
+    lastSeenOnline: seenAt,
+    firstSeenOffline: seenAt,
+    lastSeenOffline: seenAt,
   }),
   personalData: z
     .array(z.object({ type: z.string(), personalData: z.record(z.string(), z.unknown()) }))
