@@ -31,6 +31,7 @@ export interface DemoServerOptions {
 export interface DemoServer {
   readonly address: string;
   readonly pid: number;
+  readonly dataDir: string;
   /** From the spawn to `/readyz` answering 200. */
   readonly setupSeconds: number;
   /** SIGTERM, then waits (SIGKILL after `timeoutMs`) and says how it ended. */
@@ -108,6 +109,7 @@ export async function startDemoServer(options: DemoServerOptions): Promise<DemoS
     return {
       address: ready,
       pid,
+      dataDir: options.dataDir,
       setupSeconds: (performance.now() - started) / 1000,
       stop: async (timeoutMs) => {
         const stopping = performance.now();
@@ -170,17 +172,43 @@ export async function readLogLines(path: string): Promise<Record<string, unknown
     });
 }
 
-/** Resident memory of a process in MB (/proc/PID/status): all of it, and the anonymous part (heaps) without mapped files such as LMDB's; undefined where there is no /proc. */
-export function residentMb(pid: number): { rss: number; anon: number } | undefined {
+/**
+ * Resident memory of a process in MB, from /proc/PID/smaps: all of it, its
+ * anonymous part (heaps), and the pages of files mapped from `dataDir` —
+ * LMDB maps its files, so every page of the log the process has read or
+ * written counts in its RSS: the kernel's page cache of the data, clean and
+ * given back under memory pressure. Undefined where there is no /proc.
+ */
+export function residentMb(
+  pid: number,
+  dataDir: string,
+): { rss: number; anon: number; dataMaps: number } | undefined {
+  let smaps: string;
   try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (field: string) =>
-      Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1]);
-    const rss = kb('VmRSS');
-    return Number.isFinite(rss) ? { rss: rss / 1024, anon: kb('RssAnon') / 1024 } : undefined;
+    smaps = readFileSync(`/proc/${pid}/smaps`, 'utf8');
   } catch {
     return undefined;
   }
+  let rss = 0;
+  let anon = 0;
+  let dataMaps = 0;
+  let inDataDir = false;
+  for (const line of smaps.split('\n')) {
+    const mapping = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (mapping) {
+      inDataDir = (mapping[1] ?? '').startsWith(dataDir);
+      continue;
+    }
+    const field = /^(Rss|Anonymous):\s+(\d+) kB$/.exec(line);
+    if (!field) continue;
+    const kb = Number(field[2]);
+    if (field[1] === 'Anonymous') anon += kb;
+    else {
+      rss += kb;
+      if (inDataDir) dataMaps += kb;
+    }
+  }
+  return { rss: rss / 1024, anon: anon / 1024, dataMaps: dataMaps / 1024 };
 }
 
 /** CPU seconds a process has used, user and system (/proc/PID/stat, in clock ticks of 1/100 s). */
@@ -200,20 +228,26 @@ export interface RssSample {
   readonly at: number;
   /** VmRSS, MB. */
   readonly mb: number;
-  /** RssAnon, MB: the part that is not mapped files. */
+  /** Anonymous memory, MB: the heaps, without any mapped file. */
   readonly anonMb: number;
+  /** MB of the data directory's files mapped in (the LMDB stores' pages): page cache, growing with the data. */
+  readonly dataMapsMb: number;
+  /** VmRSS without the data directory's maps, MB: the memory the process holds itself. */
+  readonly heldMb: number;
 }
 
-/** Samples the RSS of `pid` every `everyMs` until stopped. */
-export function sampleRss(pid: number, origin: () => number, everyMs: number) {
+/** Samples the RSS of `pid`, whose data directory is `dataDir`, every `everyMs` until stopped. */
+export function sampleRss(pid: number, dataDir: string, origin: () => number, everyMs: number) {
   const samples: RssSample[] = [];
   const take = () => {
-    const resident = residentMb(pid);
+    const resident = residentMb(pid, dataDir);
     if (resident)
       samples.push({
         at: (performance.now() - origin()) / 1000,
         mb: resident.rss,
         anonMb: resident.anon,
+        dataMapsMb: resident.dataMaps,
+        heldMb: resident.rss - resident.dataMaps,
       });
   };
   take();

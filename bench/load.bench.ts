@@ -5,8 +5,10 @@
  * Tracking batches and POS receipts from the chain's own shoppers, segment
  * previews, profile reads and lookups, recommendations and analysts' SQL, in
  * parallel (closed-loop workers, `load-runner.ts`). Reports throughput and
- * p50/p99 per route, every non-2xx by status, the server's RSS over time
- * and how it stopped on SIGTERM; the ratio's baseline is `GET /healthz` of
+ * p50/p99 per route, every non-2xx by status, the server's memory over time
+ * (RSS, and what it holds itself: RSS without the pages of its LMDB files,
+ * which are page cache growing with the log; its heaps; its JS heap) and
+ * how it stopped on SIGTERM; the ratio's baseline is `GET /healthz` of
  * the same server, same connections, in the same run.
  *
  * `--scale` multiplies the duration and the shoppers;
@@ -17,7 +19,7 @@
  * NODE_OPTIONS refuses.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -111,6 +113,7 @@ export async function runLoadBench({ scale = 1 }: BenchOptions = {}): Promise<st
       shoppers,
       data,
       setupSeconds: server.setupSeconds,
+      dataFilesMb: await lmdbFilesMb(server.dataDir),
     });
     if (!shutdownClean(exit, log)) process.exitCode = 1;
     return keep ? `${report}\nkept ${dir} (the server's log is server.stderr.log)` : report;
@@ -145,14 +148,21 @@ async function measure(
   const baseline = await runClosedLoop(address, [healthz], times.baselineSeconds);
 
   let origin = performance.now();
-  const rss = sampleRss(pid, () => origin, 1000);
+  const rss = sampleRss(pid, server.dataDir, () => origin, 1000);
   const health: HealthSample[] = [];
   let sampling = true;
   const healthSampler = (async () => {
     while (sampling) {
       const at = (performance.now() - origin) / 1000;
-      const [lag, ready] = await Promise.all([api.projectorLag(), api.readiness()]);
-      health.push({ at, lagEvents: lag.events, lagSeconds: lag.seconds, ...ready });
+      const [metrics, ready] = await Promise.all([api.metrics(), api.readiness()]);
+      health.push({
+        at,
+        lagEvents: metrics('tandem_projector_lag_events'),
+        lagSeconds: metrics('tandem_projector_lag_seconds'),
+        heapMb: metrics('nodejs_heap_size_used_bytes') / 2 ** 20,
+        chdbMb: metrics('tandem_chdb_memory_bytes\\{what="tracked"\\}') / 2 ** 20,
+        ...ready,
+      });
       await sleep(2000);
     }
   })();
@@ -170,7 +180,7 @@ async function measure(
   const stopped = performance.now();
   let caughtUpSeconds: number | undefined;
   while (performance.now() - stopped < 120_000) {
-    if ((await api.projectorLag()).events === 0) {
+    if ((await api.metrics())('tandem_projector_lag_events') === 0) {
       caughtUpSeconds = (performance.now() - stopped) / 1000;
       break;
     }
@@ -265,17 +275,24 @@ function client(address: string) {
         ...(response?.ok ? {} : { detail: text.slice(0, 300) }),
       };
     },
-    /** The projector's lag, from the Prometheus metrics. */
-    projectorLag: async () => {
-      const metrics = await call<string>('/metrics', {});
-      const value = (name: string) =>
-        Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? Number.NaN);
-      return {
-        events: value('tandem_projector_lag_events'),
-        seconds: value('tandem_projector_lag_seconds'),
-      };
+    /** The Prometheus metrics now: a sample's value by name (NaN when absent). */
+    metrics: async () => {
+      const text = await call<string>('/metrics', {});
+      return (name: string) =>
+        Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
     },
   };
+}
+
+/** The size of the LMDB files under `dir`, MB. */
+async function lmdbFilesMb(dir: string): Promise<number> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  const sizes = await Promise.all(
+    entries
+      .filter((entry) => entry.isFile() && entry.name.endsWith('.mdb'))
+      .map(async (entry) => (await stat(join(entry.parentPath, entry.name))).size),
+  );
+  return sizes.reduce((sum, size) => sum + size, 0) / 2 ** 20;
 }
 
 function fromEnv(name: string): number | undefined {

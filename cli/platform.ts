@@ -21,6 +21,7 @@ import { scheduleModelRefreshes } from '../query-api/recommendations/reco-model.
 import { scheduleRefreshes } from '../query-api/segments/segment-refresh.js';
 import { openSegmentStore } from '../query-api/segments/segment-store.js';
 import { DEFAULT_RECOMMENDATION_SETTINGS } from '../schemas/recommendations.js';
+import { registerChdbMetrics } from '../warehouse/metrics.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import type { Runtime } from './runtime.js';
 import {
@@ -86,6 +87,7 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
   const resolver = runs('resolver') ? await followIdentity(runtime) : undefined;
   const warehouse =
     runs('projector') || runs('api') ? await openConfiguredWarehouse(runtime) : undefined;
+  if (warehouse) registerChdbMetrics(warehouse, ingest.metrics);
   const projection =
     warehouse && runs('projector')
       ? await followProjections(runtime, warehouse, ingest.metrics)

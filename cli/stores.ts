@@ -6,7 +6,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createIngestor, type Ingestor } from '../ingest/ingestor.js';
 import { IdentifierHasher, type NormaliseOptions } from '../privacy/identifiers.js';
 import type { KeyStore } from '../privacy/keystore.js';
@@ -74,6 +74,8 @@ export async function openIngest(runtime: Runtime): Promise<IngestSide> {
     ? await openLmdbSuppressionList({ path: join(config.dataDir, 'suppression') })
     : await openLogSuppressionList({ eventStore, log: logger.child({ part: 'suppression' }) });
   const metrics = new Registry();
+  // Node's own: resident memory, heap, event-loop delay, GC (the standard names dashboards expect).
+  collectDefaultMetrics({ register: metrics });
   const hasher = new IdentifierHasher(hashing.secret);
   const normalise: NormaliseOptions = {
     defaultCountryCode: config.defaultPhoneCountryCode,

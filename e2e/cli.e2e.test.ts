@@ -75,6 +75,16 @@ describe('tandem CLI', () => {
       body: '{}',
     });
     expect(unauthorised.status).toBeGreaterThanOrEqual(400);
+    const metrics = await (await fetch(`${running.address}/metrics`)).text();
+    expect(metrics).toMatch(/^tandem_ingest_events_accepted_total\{source="web"\} 1$/m);
+    // Node's own, under the names dashboards expect.
+    for (const name of [
+      'process_resident_memory_bytes',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_eventloop_lag_p99_seconds',
+      'tandem_chdb_memory_bytes\\{what="tracked"\\}',
+    ])
+      expect(metrics).toMatch(new RegExp(`^${name} \\d`, 'm'));
     platform.child.kill('SIGTERM');
     expect(await platform.exited).toBe(0);
     const { stdout } = await tandem('log', 'read');
