@@ -160,6 +160,8 @@ async function measure(
         lagEvents: metrics('tandem_projector_lag_events'),
         lagSeconds: metrics('tandem_projector_lag_seconds'),
         heapMb: metrics('nodejs_heap_size_used_bytes') / 2 ** 20,
+        heapTotalMb: metrics('nodejs_heap_size_total_bytes') / 2 ** 20,
+        externalMb: metrics('nodejs_external_memory_bytes') / 2 ** 20,
         chdbMb: metrics('tandem_chdb_memory_bytes\\{what="tracked"\\}') / 2 ** 20,
         ...ready,
       });

@@ -1,10 +1,12 @@
 /**
- * What the resolver reads from the log: facts (any event whose envelope
- * carries identifiers) and operators' commands. Everything else — its own
- * profile events, the platform's system events — it passes over.
+ * What the resolver reads from the log: facts (events in the envelope ingest
+ * writes, carrying identifiers) and operators' commands. Everything else —
+ * its own profile events, the platform's system events, even one that
+ * happens to have an `identifiers` field — it passes over.
  */
 import { formatPosition, type RecordedEvent } from '../eventstore/event-store.js';
 import { CONSENT_STATED } from '../schemas/consent.js';
+import { SOURCE_KINDS } from '../schemas/envelope.js';
 import type { Identifier } from '../schemas/identifier.js';
 import {
   ERASURE_STREAM_PREFIX,
@@ -59,6 +61,17 @@ export type IdentityInput = IdentityFact | UnlinkCommand | ForgetCommand | Erase
 
 type Json = Record<string, unknown>;
 
+/** Whether `envelope` has the shape of ingest's envelope (`schemas/envelope.ts`), checked cheaply. */
+function isEnvelope(envelope: Json, source: Json | undefined): source is Json {
+  return (
+    envelope.v === 1 &&
+    typeof envelope.occurredAt === 'string' &&
+    typeof source === 'object' &&
+    source !== null &&
+    (SOURCE_KINDS as readonly unknown[]).includes(source.kind)
+  );
+}
+
 /** The event as resolver input, or undefined when identity has nothing to do with it. */
 export function identityInput(event: RecordedEvent): IdentityInput | undefined {
   if (event.stream.startsWith(PROFILE_STREAM_PREFIX)) return undefined;
@@ -67,8 +80,9 @@ export function identityInput(event: RecordedEvent): IdentityInput | undefined {
   const envelope = event.data as Json;
   const identifiers = envelope.identifiers;
   if (!Array.isArray(identifiers) || identifiers.length === 0) return undefined;
+  const source = envelope.source as Json | undefined;
+  if (!isEnvelope(envelope, source)) return undefined;
   const data = (envelope.data ?? {}) as Json;
-  const source = (envelope.source ?? {}) as Json;
   const occurredAt = Date.parse(envelope.occurredAt as string);
   return {
     kind: 'fact',

@@ -33,7 +33,7 @@ afterAll(async () => {
 it('merges the batches that come due while a slow write is in flight, and never exceeds the batch size', async () => {
   /** The events count of each checkpoint written, in order. */
   const checkpoints: number[] = [];
-  const client = warehouse.client;
+  const client = warehouse.writer;
   const slow = {
     query: client.query.bind(client),
     insert: async (params: Parameters<ClickHouseClient['insert']>[0]) => {
@@ -46,7 +46,7 @@ it('merges the batches that come due while a slow write is in flight, and never 
   const batchEvents = 25;
   const projector = await openProjector({
     eventStore: sample.eventStore,
-    warehouse: { ...warehouse, client: slow },
+    warehouse: { ...warehouse, writer: slow },
     priority: DEFAULT_IDENTITY_RULES.priority,
     batchEvents,
     flushMs: 1,

@@ -114,7 +114,7 @@ export async function writeCheckpoint(
   position: Position,
   events: number,
 ): Promise<void> {
-  await warehouse.client.insert({
+  await warehouse.writer.insert({
     table: warehouse.table(CHECKPOINTS.name),
     values: [
       {
@@ -287,7 +287,7 @@ class WarehouseProjector implements Projector {
     const { warehouse, tableNames } = this.options;
     await Promise.all(
       [...batch.rows].map(([table, values]) =>
-        warehouse.client.insert({
+        warehouse.writer.insert({
           table: warehouse.table(tableNames?.[table] ?? table),
           values,
           format: 'JSONEachRow',

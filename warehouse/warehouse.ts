@@ -9,10 +9,15 @@
  *   it, which makes the DDL `ON CLUSTER` with replicated engines).
  *
  * Everything above this file uses the same `ClickHouseClient` and the same
- * SQL on both. Two clients are opened: `client` for the projector and the API
- * (reads and writes), and `analyst`, read-only from its first query, for the
- * SQL endpoint. chDB keeps the settings a query passes on its connection, so
- * the two never share one; settings every query needs are set per client.
+ * SQL on both. Three clients are opened: `client` for the API, segments and
+ * recommendations (reads and writes); `writer` for the projector's inserts;
+ * and `analyst`, read-only from its first query, for the SQL endpoint. chDB
+ * keeps the settings a query passes on its connection, so the analyst never
+ * shares one; settings every query needs are set per client. A chDB
+ * connection runs one query at a time, so the projector has its own: under
+ * load, reads queued on `client` held its inserts back until the warehouse
+ * fell minutes behind. On a server, `writer` is `client` (HTTP connections
+ * are pooled).
  *
  * The analyst client carries its limits (time, memory, result size) from its
  * creation: once `readonly = 1` holds, no query can change a setting, so an
@@ -64,8 +69,10 @@ export interface Warehouse {
   readonly kind: WarehouseTarget['kind'];
   readonly database: string;
   readonly cluster: string | undefined;
-  /** Reads and writes: projections, segments, the API. */
+  /** Reads and writes: segments, recommendations, privacy, the API. */
   readonly client: ClickHouseClient;
+  /** The projector's inserts: its own connection on chDB, `client` on a server. */
+  readonly writer: ClickHouseClient;
   /** Read-only (`readonly = 1` from its first query), limited, in `database`: analysts' SQL. */
   readonly analyst: ClickHouseClient;
   /** The limits the `analyst` client runs with. */
@@ -114,6 +121,7 @@ export async function openWarehouse(options: WarehouseOptions): Promise<Warehous
   const { database, cluster, target } = options;
   const analystLimits = { ...DEFAULT_ANALYST_LIMITS, ...options.analystLimits };
   const client = connect(target, QUERY_SETTINGS);
+  const writer = target.kind === 'chdb' ? connect(target, QUERY_SETTINGS) : client;
   const analyst = connect(
     target,
     {
@@ -133,7 +141,7 @@ export async function openWarehouse(options: WarehouseOptions): Promise<Warehous
       await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteName(database)}` });
       await analyst.command({ query: `USE ${quoteName(database)}` });
     } catch (error) {
-      await Promise.allSettled([analyst.close(), client.close()]);
+      await Promise.allSettled([analyst.close(), writer.close(), client.close()]);
       throw error;
     }
   }
@@ -142,11 +150,13 @@ export async function openWarehouse(options: WarehouseOptions): Promise<Warehous
     database,
     cluster,
     client,
+    writer,
     analyst,
     analystLimits,
     table: (name) => `${database}.${name}`,
     async close() {
-      await Promise.all([analyst.close(), client.close()]);
+      await Promise.all([analyst.close(), ...(writer === client ? [] : [writer.close()])]);
+      await client.close();
     },
   };
 }
