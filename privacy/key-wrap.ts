@@ -13,9 +13,18 @@ export function wrapKey(masterKey: Buffer, key: Buffer, id: string): Buffer {
   return Buffer.concat([iv, cipher.getAuthTag(), ciphertext]);
 }
 
+/**
+ * The data key, in memory of its own: key stores cache keys by the hundred
+ * thousand, and a slice of Node's shared 8 KB pool (what `Buffer.concat`
+ * returns for small sizes) would keep a whole pool slab alive per key.
+ */
 export function unwrapKey(masterKey: Buffer, wrapped: Buffer, id: string): Buffer {
   const decipher = createDecipheriv('aes-256-gcm', masterKey, wrapped.subarray(0, 12));
   decipher.setAAD(Buffer.from(id));
   decipher.setAuthTag(wrapped.subarray(12, 28));
-  return Buffer.concat([decipher.update(wrapped.subarray(28)), decipher.final()]);
+  const plain = Buffer.concat([decipher.update(wrapped.subarray(28)), decipher.final()]);
+  const key = Buffer.alloc(plain.length);
+  plain.copy(key);
+  plain.fill(0);
+  return key;
 }

@@ -29,8 +29,11 @@ describe(openLmdbKeyStore.name, () => {
     expect((await store.keyFor('anon-2')).id).not.toBe(a.id);
     await store.close();
     store = await openLmdbKeyStore({ path: dir, masterKey });
-    expect(await store.keyFor('anon-1')).toEqual(a);
+    const reread = await store.keyFor('anon-1');
+    expect(reread).toEqual(a);
     expect(await store.find(a.id)).toEqual(a);
+    // Its own 32 bytes, not a slice of Node's shared 8 KB pool that a cached key would keep alive.
+    expect(reread.key.buffer.byteLength).toBe(32);
   });
 
   it('shreds: after destroy, what was sealed under the key cannot be opened, and a new key differs', async () => {
