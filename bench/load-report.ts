@@ -154,13 +154,15 @@ function firstErrors(mix: LoadRun): string[] {
   return lines.length > 0 ? ['the first answer of each non-2xx status:', ...lines] : [];
 }
 
+type GrowthKey = 'heldMb' | 'anonMb' | 'dataMapsMb';
+
 interface RssFigures {
   readonly at: (seconds: number) => RssSample | undefined;
   /** The largest RSS and held memory after the mix began, MB. */
   readonly max: number;
   readonly maxHeld: number;
   /** Each measure's change from the end of warm-up to the end, MB. */
-  readonly growth: Readonly<Record<'mb' | 'heldMb' | 'anonMb' | 'dataMapsMb', number>>;
+  readonly growth: Readonly<Record<GrowthKey, number>>;
   /** Mean held memory of the run's last third against its middle third: still growing, or settled. */
   readonly heldTrend: { readonly middle: number; readonly last: number; readonly share: number };
 }
@@ -170,8 +172,7 @@ function rssFigures(rss: readonly RssSample[], warmup: number, seconds: number):
     [...rss].reverse().find((sample) => sample.at <= time + 0.5) ?? rss[0];
   const warm = at(warmup);
   const last = rss[rss.length - 1];
-  const change = (key: 'mb' | 'heldMb' | 'anonMb' | 'dataMapsMb') =>
-    warm && last ? last[key] - warm[key] : Number.NaN;
+  const change = (key: GrowthKey) => (warm && last ? last[key] - warm[key] : Number.NaN);
   const during = rss.filter((sample) => sample.at >= 0);
   // Means over thirds, not two samples: the JS heap alone swings by 300 MB between collections.
   const meanHeld = (from: number, to: number) => {
@@ -185,7 +186,6 @@ function rssFigures(rss: readonly RssSample[], warmup: number, seconds: number):
     max: Math.max(...during.map((sample) => sample.mb)),
     maxHeld: Math.max(...during.map((sample) => sample.heldMb)),
     growth: {
-      mb: change('mb'),
       heldMb: change('heldMb'),
       anonMb: change('anonMb'),
       dataMapsMb: change('dataMapsMb'),
@@ -231,13 +231,18 @@ function seriesLines(input: LoadReportInput, memory: RssFigures): string[] {
 
 type HealthMb = 'heapMb' | 'heapTotalMb' | 'externalMb' | 'chdbMb';
 
+/** The last health sample taken by `seconds` into the mix (the first, before any). */
+function healthAt(health: readonly HealthSample[], seconds: number): HealthSample | undefined {
+  return [...health].reverse().find((h) => h.at <= seconds + 1) ?? health[0];
+}
+
 function mbAt(health: readonly HealthSample[], seconds: number, key: HealthMb): string {
-  const sample = [...health].reverse().find((h) => h.at <= seconds + 1) ?? health[0];
+  const sample = healthAt(health, seconds);
   return sample && Number.isFinite(sample[key]) ? formatRate(sample[key]) : '?';
 }
 
 function lagAt(health: readonly HealthSample[], seconds: number): string {
-  const sample = [...health].reverse().find((h) => h.at <= seconds + 1) ?? health[0];
+  const sample = healthAt(health, seconds);
   return sample ? sample.lagSeconds.toFixed(1) : '?';
 }
 

@@ -20,6 +20,10 @@ const MEASURES: Readonly<Record<string, string>> = {
   QueryConditionCacheBytes: 'query_condition_cache',
 };
 
+const NAMES = Object.keys(MEASURES)
+  .map((name) => `'${name}'`)
+  .join(', ');
+
 /** Registers `tandem_chdb_memory_bytes` when the warehouse is chDB; read at each scrape. */
 export function registerChdbMetrics(warehouse: Warehouse, registry: Registry): void {
   if (warehouse.kind !== 'chdb') return;
@@ -29,10 +33,11 @@ export function registerChdbMetrics(warehouse: Warehouse, registry: Registry): v
     labelNames: ['what'],
     registers: [registry],
     async collect() {
+      // Constant names, no parameters: chDB runs parameterised queries one at
+      // a time in the whole process, and a scrape should not queue behind the API.
       const rows = await selectRows<{ metric: string; value: number }>(
         warehouse.client,
-        'SELECT metric, value FROM system.metrics WHERE metric IN {names:Array(String)}',
-        { names: Object.keys(MEASURES) },
+        `SELECT metric, value FROM system.metrics WHERE metric IN (${NAMES})`,
       ).catch(() => []);
       this.reset();
       for (const { metric, value } of rows) {
