@@ -28,7 +28,7 @@ import { normaliseConsent } from './consent.normalise.js';
 import { type PendingFact, streamFor } from './fact.js';
 import { createIngestMetrics, type IngestMetrics } from './metrics.js';
 import { normaliseReceipt } from './pos.normalise.js';
-import { normaliseCall } from './segment.normalise.js';
+import { callNormaliser } from './segment.normalise.js';
 
 export interface IngestDeps {
   readonly eventStore: EventAppender & Pick<EventReader, 'readStream'>;
@@ -88,8 +88,8 @@ export function createIngestor(deps: IngestDeps): Ingestor {
   const purposes = deps.consentPurposes ?? DEFAULT_PURPOSES;
   return {
     tracking: (body, receivedAt, source) => {
-      const facts = body.batch.map((call) =>
-        normaliseCall(call, { receivedAt, batchSentAt: body.sentAt, source, hasher, normalise }),
+      const facts = body.batch.map(
+        callNormaliser({ receivedAt, batchSentAt: body.sentAt, source, hasher, normalise }),
       );
       // Ids that pass the schema but normalise to nothing (" ") identify no one: refuse the request.
       const issues = facts.flatMap((fact, i) =>

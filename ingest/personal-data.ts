@@ -67,11 +67,14 @@ function walk(
   keys: ReadonlySet<string>,
 ): Record<string, unknown> {
   const clean: Record<string, unknown> = {};
-  for (const [key, field] of Object.entries(value)) {
-    const path = `${prefix}.${key}`;
-    if (keys.has(key.toLowerCase())) personal[path] = field;
+  for (const key in value) {
+    const field = value[key];
+    // Paths are built only for what is moved or descended into: most fields are plain values kept as they are.
+    if (keys.has(key.toLowerCase())) personal[`${prefix}.${key}`] = field;
+    else if (field === null || (typeof field !== 'object' && !mayBeEmail(field)))
+      clean[key] = field;
     else {
-      const kept = scrub(field, path, personal, keys);
+      const kept = scrub(field, `${prefix}.${key}`, personal, keys);
       if (kept !== REMOVED) clean[key] = kept;
     }
   }
@@ -80,6 +83,10 @@ function walk(
 
 const REMOVED = Symbol('removed');
 
+function mayBeEmail(field: unknown): boolean {
+  return typeof field === 'string' && field.includes('@') && EMAIL_LIKE.test(field);
+}
+
 /** The value with personal parts moved out; a string that is itself personal becomes REMOVED (null inside arrays). */
 function scrub(
   field: unknown,
@@ -87,7 +94,7 @@ function scrub(
   personal: Record<string, unknown>,
   keys: ReadonlySet<string>,
 ): unknown {
-  if (typeof field === 'string' && field.includes('@') && EMAIL_LIKE.test(field)) {
+  if (mayBeEmail(field)) {
     personal[path] = field;
     return REMOVED;
   }

@@ -22,9 +22,24 @@ export interface CallContext {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** One call as a pending fact. Its subject is the device (anonymousId), else the account (userId). */
-export function normaliseCall(call: SegmentCall, context: CallContext): PendingFact {
+/**
+ * The calls of one request as pending facts. What the calls share (the
+ * receipt time, the batch's clock skew) is worked out once.
+ */
+export function callNormaliser(context: CallContext): (call: SegmentCall) => PendingFact {
   const receivedAt = new Date(context.receivedAt).toISOString();
+  const batchSkew =
+    context.batchSentAt === undefined ? 0 : context.receivedAt - Date.parse(context.batchSentAt);
+  return (call) => normaliseCall(call, context, receivedAt, batchSkew);
+}
+
+/** One call as a pending fact. Its subject is the device (anonymousId), else the account (userId). */
+function normaliseCall(
+  call: SegmentCall,
+  context: CallContext,
+  receivedAt: string,
+  batchSkew: number,
+): PendingFact {
   const identifiers = identifierCollector(context.hasher, context.normalise);
   const add = identifiers.add;
   const device = add('anonymous_id', call.anonymousId);
@@ -46,11 +61,13 @@ export function normaliseCall(call: SegmentCall, context: CallContext): PendingF
     'properties',
   );
   const rest = splitPersonalData(context_, 'context', 'context');
-  const identifyingTraits: Record<string, unknown> = { ...callTraits, ...contextTraits };
-  add('email', identifyingTraits.email);
-  add('phone', identifyingTraits.phone);
-  // A loyalty card linked to the account in the app: the bridge from online to the till.
-  add('member_id', identifyingTraits.memberId ?? identifyingTraits.member_id);
+  if (callTraits !== undefined || contextTraits !== undefined) {
+    const identifyingTraits: Record<string, unknown> = { ...callTraits, ...contextTraits };
+    add('email', identifyingTraits.email);
+    add('phone', identifyingTraits.phone);
+    // A loyalty card linked to the account in the app: the bridge from online to the till.
+    add('member_id', identifyingTraits.memberId ?? identifyingTraits.member_id);
+  }
 
   const personal: Record<string, unknown> = Object.assign(
     {},
@@ -86,7 +103,7 @@ export function normaliseCall(call: SegmentCall, context: CallContext): PendingF
       type: call.type,
       v: 1,
       source: context.source,
-      occurredAt: correctedTime(call, context),
+      occurredAt: correctedTime(call, context.receivedAt, batchSkew),
       receivedAt,
       identifiers: identifiers.all,
       data,
@@ -99,16 +116,12 @@ export function normaliseCall(call: SegmentCall, context: CallContext): PendingF
 /**
  * Segment's clock-skew correction: a device whose clock is off stamps both
  * `timestamp` and `sentAt` with it, so `timestamp + (receivedAt − sentAt)`
- * is when it happened by the server's clock.
+ * is when it happened by the server's clock. `batchSkew` is that difference
+ * for the batch's `sentAt`, used when the call has no `sentAt` of its own.
  */
-export function correctedTime(
-  call: SegmentCall,
-  context: Pick<CallContext, 'receivedAt' | 'batchSentAt'>,
-): string {
+function correctedTime(call: SegmentCall, receivedAt: number, batchSkew: number): string {
   const timestamp = call.timestamp ?? call.originalTimestamp;
-  if (timestamp === undefined) return new Date(context.receivedAt).toISOString();
-  const sentAt = call.sentAt ?? context.batchSentAt;
-  const at =
-    Date.parse(timestamp) + (sentAt === undefined ? 0 : context.receivedAt - Date.parse(sentAt));
-  return new Date(at).toISOString();
+  if (timestamp === undefined) return new Date(receivedAt).toISOString();
+  const skew = call.sentAt === undefined ? batchSkew : receivedAt - Date.parse(call.sentAt);
+  return new Date(Date.parse(timestamp) + skew).toISOString();
 }

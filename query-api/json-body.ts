@@ -61,6 +61,14 @@ export function parseJson(body: Buffer): unknown {
     throw new TandemError(ErrorCodes.VALIDATION, `the body is not acceptable JSON: ${reason}`);
   }
   const depth = maxDepth(value);
+  if (depth === NOT_FINITE) {
+    const path = nonFinitePath(value) ?? [];
+    throw new TandemError(
+      ErrorCodes.VALIDATION,
+      `invalid input: ${path.join('.')}: a number too large to represent`,
+      { issues: [{ path: path.join('.'), message: 'a number too large to represent' }] },
+    );
+  }
   if (depth > MAX_JSON_DEPTH) {
     throw new TandemError(
       ErrorCodes.VALIDATION,
@@ -70,16 +78,36 @@ export function parseJson(body: Buffer): unknown {
   return value;
 }
 
-/** Nesting depth, iteratively, so a hostile body cannot overflow the stack. */
-function maxDepth(root: unknown): number {
-  let deepest = 0;
-  const stack: [unknown, number][] = [[root, 1]];
-  while (stack.length > 0) {
-    const [value, depth] = stack.pop() as [unknown, number];
-    if (value === null || typeof value !== 'object') continue;
-    deepest = Math.max(deepest, depth);
-    if (depth > MAX_JSON_DEPTH) return depth;
-    for (const child of Object.values(value)) stack.push([child, depth + 1]);
+/** What `maxDepth` answers for a body holding a number JSON.parse made infinite (`1e400`). */
+const NOT_FINITE = Number.POSITIVE_INFINITY;
+
+/**
+ * Nesting depth, counting objects and arrays (the root is 1). The recursion
+ * stops one level past the limit, so a hostile body cannot overflow the stack.
+ */
+function maxDepth(value: unknown, depth = 1): number {
+  if (typeof value === 'number' && !Number.isFinite(value)) return NOT_FINITE;
+  if (value === null || typeof value !== 'object') return depth - 1;
+  if (depth > MAX_JSON_DEPTH) return depth;
+  let deepest = depth;
+  const record = value as Record<string, unknown>;
+  for (const key in record) {
+    const found = maxDepth(record[key], depth + 1);
+    if (found > deepest) {
+      deepest = found;
+      if (found > MAX_JSON_DEPTH) return found;
+    }
   }
   return deepest;
+}
+
+/** Where the first infinite number is (`batch.0.properties.n`); only walked once one is known to be there. */
+function nonFinitePath(value: unknown): string[] | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : [];
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, child] of Object.entries(value)) {
+    const below = nonFinitePath(child);
+    if (below) return [key, ...below];
+  }
+  return undefined;
 }

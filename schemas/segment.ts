@@ -5,13 +5,29 @@
  * fields are marked for sealing.
  */
 import { z } from 'zod';
+import type { JsonValue } from '../eventstore/event-store.js';
 import { pii } from './pii.js';
 
 const Id = z.string().min(1).max(256);
-const Json = z.json();
-// Named, so the OpenAPI document refers to one recursive JSON schema instead of an anonymous one.
-z.globalRegistry.add(Json, { id: 'JsonValue' });
-const JsonRecord = z.record(z.string(), Json);
+/**
+ * Any JSON value. Calls reach these schemas through JSON.parse, which yields
+ * nothing else, so nothing is checked at run time: zod's recursive
+ * `z.json()` walked every property of every call again, a tenth of ingest's
+ * time. Named, so the OpenAPI document refers to it by name.
+ */
+const Json = z.custom<JsonValue>();
+z.globalRegistry.add(Json, { id: 'JsonValue', description: 'any JSON value' });
+/** Any JSON object: one check, not one per key (zod's records cost a quarter of validating a call). */
+const JsonRecord = z.custom<Record<string, JsonValue>>(
+  (value) => value !== null && typeof value === 'object' && !Array.isArray(value),
+  { message: 'expected an object' },
+);
+z.globalRegistry.add(JsonRecord, {
+  id: 'JsonObject',
+  type: 'object',
+  additionalProperties: { $ref: '#/components/schemas/JsonValue' },
+  description: 'any JSON object',
+});
 /** ISO-8601 with an offset or Z, as SDKs write it (`new Date().toISOString()`). */
 const Timestamp = z.iso.datetime({ offset: true });
 
