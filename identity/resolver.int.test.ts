@@ -108,6 +108,21 @@ describe('identity resolver on the sample fixtures', () => {
       expect(linkedInStory.has(identifier.hash)).toBe(true);
   });
 
+  it('re-decides the log in other batches than before without appending a decision twice', async () => {
+    const first = await openResolver({ eventStore, rules: DEFAULT_IDENTITY_RULES });
+    await first.catchUp();
+    const count = (await identityEvents()).length;
+    // Batches of 7 facts split each profile's decisions into other appends than one big batch made.
+    const regrouped = await openResolver({
+      eventStore,
+      rules: DEFAULT_IDENTITY_RULES,
+      batchSize: 7,
+    });
+    await regrouped.catchUp();
+    expect(regrouped.graph.digest()).toBe(first.graph.digest());
+    expect(await identityEvents()).toHaveLength(count);
+  });
+
   it('resumes from its snapshot, and equals a rebuild from the whole log without appending anything twice', async () => {
     const first = await openResolver({
       eventStore,

@@ -24,6 +24,7 @@ import { dirname } from 'node:path';
 import { pack, unpack } from 'msgpackr';
 import { appendOnce, deterministicEventId } from '../eventstore/append-once.js';
 import {
+  comparePositions,
   type EventData,
   type EventStore,
   formatPosition,
@@ -121,6 +122,7 @@ export async function openResolver(options: ResolverOptions): Promise<Resolver> 
     graph,
     saved ? parsePosition(saved.position) : undefined,
     rulesDigest,
+    await options.eventStore.headPosition(),
   );
 }
 
@@ -135,6 +137,8 @@ class LogResolver implements Resolver {
   private pending = new Map<string, EventData[]>();
   private pendingFacts = 0;
   private pendingUpTo: Position | undefined;
+  /** Whether the pending batch re-decides facts a run before this one may have decided already. */
+  private pendingRedecided = false;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
   private inFlight = 0;
@@ -148,6 +152,12 @@ class LogResolver implements Resolver {
     readonly graph: IdentityGraph,
     from: Position | undefined,
     private readonly rulesDigest: string,
+    /**
+     * The log's head when this resolver opened. Decisions on facts up to it
+     * may be in the log already (a rebuild, or a resume from a snapshot older
+     * than the last run's appends), batched otherwise than now.
+     */
+    private readonly headAtOpen: Position | undefined,
   ) {
     this.batchSize = options.batchSize ?? 5000;
     this.batchDelayMs = options.batchDelayMs ?? 20;
@@ -231,6 +241,8 @@ class LogResolver implements Resolver {
     }
     this.pendingUpTo = event.position;
     this.pendingFacts++;
+    if (this.headAtOpen && comparePositions(event.position, this.headAtOpen) <= 0)
+      this.pendingRedecided = true;
     if (input?.kind === 'erase') await this.answerErasure(event, input, person);
     else if (this.pendingFacts >= this.batchSize) {
       // Back-pressure: never more than two batches in flight.
@@ -288,15 +300,17 @@ class LogResolver implements Resolver {
     if (this.pendingFacts === 0) return;
     const batch = this.pending;
     const upTo = this.pendingUpTo;
+    const redecided = this.pendingRedecided;
     this.pending = new Map();
     this.pendingFacts = 0;
+    this.pendingRedecided = false;
     this.inFlight++;
     const store = this.options.eventStore;
     this.flushing = this.flushing
       .then(async () => {
         await Promise.all(
           [...batch].map(([stream, events]) =>
-            appendOnce(store, stream, events).catch(ignoreDeleted),
+            appendOnce(store, stream, events, { mayBeStored: redecided }).catch(ignoreDeleted),
           ),
         );
         this.durable = upTo;
