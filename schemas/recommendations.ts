@@ -24,6 +24,19 @@ export const RecommendationSettings = z.strictObject({
   neighbours: z.number().int().min(1).max(1000).default(50),
   /** Profiles that must share a pair before it counts; one shopper's basket is an anecdote. */
   minSupport: z.number().int().min(1).max(1000).default(2),
+  /**
+   * How much of a personal score comes from item-to-item similarity (0–1);
+   * the rest comes from what sells in the categories the profile shops, by
+   * the share of its interactions in each.
+   */
+  similarityShare: z.number().min(0).max(1).default(0.2),
+  /** Days during which an item viewed or carted and not bought is offered again. */
+  revisitDays: z.number().int().min(0).max(3650).default(14),
+  /**
+   * What such an item adds to its score. Scores estimate how likely the next
+   * purchase is the item, so 0.02 ranks it beside an item with a 2% chance.
+   */
+  revisitScore: z.number().min(0).max(1).default(0.02),
   /** Days of sales behind "popular at this store" and "popular in this city". */
   popularityDays: z.number().int().min(1).max(365).default(7),
   /** Items bought this recently are not recommended again. */
@@ -58,6 +71,7 @@ export const RecommendationReason = z.object({
     'similar_to_bought',
     'viewed',
     'carted',
+    'favourite_category',
     'popular_at_store',
     'popular_in_city',
     'popular',

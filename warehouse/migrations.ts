@@ -8,7 +8,7 @@
  * migration that alters the tables, together with the change to the specs in
  * `tables.ts` (a test checks the migrated schema equals the specs).
  */
-import { RECOMMENDATION_TABLES } from './recommendation-tables.js';
+import { RECO_POPULARITY, RECOMMENDATION_TABLES } from './recommendation-tables.js';
 import {
   CHECKPOINTS,
   CONSENT_HISTORY,
@@ -16,7 +16,9 @@ import {
   createTableSql,
   type DdlOptions,
   EVENTS,
+  IDENTITY,
   onCluster,
+  PROFILE_ID_INDEX,
   PROJECTED_TABLES,
   quote,
   SEGMENT_TABLES,
@@ -60,6 +62,18 @@ export const MIGRATIONS: readonly Migration[] = [
       ...commentSql(EVENTS, 'source_kind', options),
       ...commentSql(CONSENTS, 'source', options),
       ...commentSql(CONSENT_HISTORY, 'source', options),
+    ],
+  },
+  {
+    version: 5,
+    name: 'recommendations: popularity within each category; identity indexed by profile',
+    statements: (options) => [
+      `ALTER TABLE ${options.database}.${IDENTITY.name}${onCluster(options)} ADD INDEX IF NOT EXISTS ${PROFILE_ID_INDEX}`,
+      `ALTER TABLE ${options.database}.${IDENTITY.name}${onCluster(options)} MATERIALIZE INDEX ${PROFILE_ID_INDEX.split(' ')[0]}`,
+      `ALTER TABLE ${options.database}.${RECO_POPULARITY.name}${onCluster(options)} MODIFY COMMENT ${quote(RECO_POPULARITY.comment)}`,
+      ...['scope', 'scope_id', 'score'].flatMap((column) =>
+        commentSql(RECO_POPULARITY, column, options),
+      ),
     ],
   },
 ];

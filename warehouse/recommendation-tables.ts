@@ -65,13 +65,17 @@ export const RECO_ITEM_NEIGHBOURS: TableSpec = {
 export const RECO_POPULARITY: TableSpec = {
   name: 'reco_popularity',
   comment:
-    'What sells: items by time-decayed units bought, per store and per city in the recent window, and across everything in the training window. The non-personalised answer.',
+    "What sells: items by time-decayed units bought, per store and per city in the recent window, and across everything in the training window (the non-personalised answer); and each item's share of its category's sales in the training window (what a profile that shops the category is offered).",
   columns: [
     model,
-    label('scope', '`store`, `city` or `all`.'),
-    text('scope_id', 'Store id or city; empty for `all`.'),
+    label('scope', '`store`, `city`, `all` or `category`.'),
+    text('scope_id', 'Store id, city or category; empty for `all`.'),
     text('sku', 'The item.'),
-    { name: 'score', type: 'Float32', comment: 'Time-decayed units bought.' },
+    {
+      name: 'score',
+      type: 'Float32',
+      comment: "Time-decayed units bought; for `category`, the share of the category's (0–1).",
+    },
     { name: 'buyers', type: 'UInt32', comment: 'Distinct identifiers that bought it.' },
   ],
   version: 'model',

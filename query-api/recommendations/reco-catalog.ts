@@ -16,11 +16,13 @@ export interface ModelCatalog {
     string,
     { readonly city: string; readonly sells: ReadonlySet<string> }
   >;
-  /** Best first, by `store:ID`, `city:NAME` and `all`. */
+  /** Best first, by `store:ID`, `city:NAME`, `all` and `category:NAME`. */
   readonly popular: ReadonlyMap<
     string,
     readonly { readonly sku: string; readonly score: number }[]
   >;
+  /** An item's share of its category's sales (in the kept part of the category's list). */
+  readonly categoryShare: ReadonlyMap<string, number>;
 }
 
 /**
@@ -64,11 +66,13 @@ async function loadCatalog(warehouse: Warehouse, model: number): Promise<ModelCa
     ),
   ]);
   const lists = new Map<string, { sku: string; score: number }[]>();
+  const categoryShare = new Map<string, number>();
   for (const row of popular) {
     const key = row.scope === 'all' ? 'all' : `${row.scope}:${row.scope_id}`;
     const list = lists.get(key) ?? [];
     list.push({ sku: row.sku, score: Number(row.score) });
     lists.set(key, list);
+    if (row.scope === 'category') categoryShare.set(row.sku, Number(row.score));
   }
   return {
     products: new Map(products.map((p) => [p.sku, { name: p.name, category: p.category }])),
@@ -76,5 +80,6 @@ async function loadCatalog(warehouse: Warehouse, model: number): Promise<ModelCa
       stores.map((s) => [s.store_id, { city: s.city, sells: new Set(s.categories) }]),
     ),
     popular: lists,
+    categoryShare,
   };
 }

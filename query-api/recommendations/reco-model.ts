@@ -137,6 +137,11 @@ LIMIT {neighbours:UInt32} BY p.sku`);
     `sum(${l}quantity * ${decaySql(`${l}occurred_at`, '({popularityDays:UInt32} / 2)')})`;
   const recent = (l: string) =>
     `${l}occurred_at > {ref:DateTime64(3, 'UTC')} - INTERVAL {popularityDays:UInt32} DAY AND ${l}occurred_at <= {ref:DateTime64(3, 'UTC')}`;
+  // Overall and within each category: the training window's sales, decayed like interactions.
+  const overall = (l: string) =>
+    `sum(${l}quantity * ${decaySql(`${l}occurred_at`, '{halfLifeDays:Float64}')})`;
+  const inWindow = (l: string) =>
+    `${l}occurred_at > {ref:DateTime64(3, 'UTC')} - INTERVAL {windowDays:UInt32} DAY AND ${l}occurred_at <= {ref:DateTime64(3, 'UTC')}`;
   await run(`INSERT INTO ${t(RECO_POPULARITY.name)} (model, scope, scope_id, sku, score, buyers)
 SELECT {model:UInt64}, 'store', store_id, sku, ${units('')}, uniqExact(identifier_hash)
 FROM ${t('order_lines')} WHERE store_id != '' AND ${recent('')}
@@ -147,10 +152,17 @@ FROM ${t('order_lines')} AS l INNER JOIN ${t('stores')} AS s ON s.store_id = l.s
 WHERE ${recent('l.')}
 GROUP BY s.city, l.sku
 UNION ALL
-SELECT {model:UInt64}, 'all', '', sku, sum(quantity * ${decaySql('occurred_at', '{halfLifeDays:Float64}')}), uniqExact(identifier_hash)
-FROM ${t('order_lines')}
-WHERE occurred_at > {ref:DateTime64(3, 'UTC')} - INTERVAL {windowDays:UInt32} DAY AND occurred_at <= {ref:DateTime64(3, 'UTC')}
-GROUP BY sku`);
+SELECT {model:UInt64}, 'all', '', sku, ${overall('')}, uniqExact(identifier_hash)
+FROM ${t('order_lines')} WHERE ${inWindow('')}
+GROUP BY sku
+UNION ALL
+SELECT {model:UInt64}, 'category', category, sku, units / sum(units) OVER (PARTITION BY category), buyers
+FROM (
+  SELECT p.category AS category, l.sku AS sku, ${overall('l.')} AS units, uniqExact(l.identifier_hash) AS buyers
+  FROM ${t('order_lines')} AS l INNER JOIN ${t('products')} AS p ON p.sku = l.sku
+  WHERE ${inWindow('l.')}
+  GROUP BY p.category, l.sku
+)`);
 
   const [counts] = await selectRows<{ profiles: number; items: number; pairs: number }>(
     warehouse.client,

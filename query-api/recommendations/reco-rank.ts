@@ -1,7 +1,10 @@
 /**
- * Ranking, in plain functions over what the queries read: the personal
- * items (each scored by the anchors that lead to it, with the one that
- * counts most as its reason), then the popularity lists for the rest.
+ * Ranking, in plain functions over what the queries read. A personal score
+ * estimates how likely the profile's next purchase is the item, as a blend:
+ * what sells in the categories the profile shops, each by its share of the
+ * profile's interactions, and what is similar to the items it interacted
+ * with (`similarityShare` of the score); plus a bonus for what it viewed or
+ * carted lately and did not buy. The popularity lists fill the rest.
  */
 import type {
   RecommendationReason,
@@ -12,64 +15,105 @@ import type {
 /** One item the profile interacted with: its decayed weight, strongest kind, and that kind's channel. */
 export interface Anchor {
   readonly sku: string;
+  readonly name: string;
+  readonly category: string;
   readonly weight: number;
+  /** Views, adds to cart and purchase lines of it, undecayed. */
+  readonly interactions: number;
   /** 1 viewed, 2 carted, 3 bought. */
   readonly kind: 1 | 2 | 3;
   readonly channel: 'online' | 'offline';
   readonly bought_recently: number;
+  /** Viewed or carted within `revisitDays`. */
+  readonly seen_lately: number;
 }
 
 export interface Candidate {
-  /** A neighbour of an anchor, an anchor itself, or a popularity list. */
-  readonly source: 'similar' | 'self' | 'store' | 'city' | 'all';
+  /**
+   * A neighbour of an anchor (score: its share of the anchor's neighbours'
+   * similarity), an anchor itself, an item of a category the profile shops
+   * (score: its share of the category's sales), or a popularity list.
+   */
+  readonly source: 'similar' | 'self' | 'category' | 'store' | 'city' | 'all';
   readonly sku: string;
+  /** The anchor of a `similar` candidate. */
   readonly via: string;
   readonly score: number;
   readonly name: string;
   readonly category: string;
-  readonly viaName: string;
 }
 
-/** Items scored by the anchors that lead to them, best first, with the anchor that counts most as the reason. */
+type Why =
+  | { readonly kind: 'revisit'; readonly anchor: Anchor }
+  | { readonly kind: 'similar' | 'category'; readonly anchor: Anchor };
+
+/** Items by personal score, best first, each with the part that counts most as its reason. */
 export function personalItems(
   anchors: readonly Anchor[],
   candidates: readonly Candidate[],
   exclude: ReadonlySet<string>,
+  settings: RecommendationSettings,
 ): RecommendedItem[] {
   const bySku = new Map(anchors.map((anchor) => [anchor.sku, anchor]));
-  const scored = new Map<string, { score: number; best: number; via: Candidate }>();
+  let total = 0;
+  const categories = new Map<string, { interactions: number; strongest: Anchor }>();
+  for (const anchor of anchors) {
+    total += anchor.interactions;
+    const shopped = categories.get(anchor.category);
+    if (!shopped)
+      categories.set(anchor.category, { interactions: anchor.interactions, strongest: anchor });
+    else {
+      shopped.interactions += anchor.interactions;
+      if (anchor.weight > shopped.strongest.weight) shopped.strongest = anchor;
+    }
+  }
+  const share = settings.similarityShare;
+  const scored = new Map<
+    string,
+    { score: number; best: number; why: Why; name: string; category: string }
+  >();
   for (const candidate of candidates) {
     if (exclude.has(candidate.sku)) continue;
-    let contribution: number;
-    if (candidate.source === 'similar') {
+    let part: number;
+    let why: Why;
+    if (candidate.source === 'category') {
+      const shopped = categories.get(candidate.category);
+      if (!shopped) continue;
+      part = (1 - share) * (shopped.interactions / total) * candidate.score;
+      why = { kind: 'category', anchor: shopped.strongest };
+    } else if (candidate.source === 'similar') {
       const anchor = bySku.get(candidate.via);
       if (!anchor) continue;
-      contribution = anchor.weight * candidate.score;
+      part = share * (anchor.interactions / total) * candidate.score;
+      why = { kind: 'similar', anchor };
     } else if (candidate.source === 'self') {
-      // What they looked at or carted and did not buy is worth showing again (where the store sells it).
+      // What they looked at or carted lately and did not buy is worth showing again (where the store sells it).
       const anchor = bySku.get(candidate.sku);
-      if (!anchor || anchor.kind === 3) continue;
-      contribution = anchor.weight;
+      if (!anchor || anchor.kind === 3 || !anchor.seen_lately) continue;
+      part = settings.revisitScore;
+      why = { kind: 'revisit', anchor };
     } else continue;
     const entry = scored.get(candidate.sku);
-    if (!entry)
-      scored.set(candidate.sku, { score: contribution, best: contribution, via: candidate });
-    else {
-      entry.score += contribution;
-      if (contribution > entry.best) {
-        entry.best = contribution;
-        entry.via = candidate;
-      }
+    if (!entry) {
+      const { name, category } = candidate;
+      scored.set(candidate.sku, { score: part, best: part, why, name, category });
+      continue;
+    }
+    entry.score += part;
+    // Having looked at the item itself is the reason that says most; otherwise the bigger part.
+    if (entry.why.kind !== 'revisit' && (why.kind === 'revisit' || part > entry.best)) {
+      entry.best = part;
+      entry.why = why;
     }
   }
   return [...scored.entries()]
     .sort((a, b) => b[1].score - a[1].score || a[0].localeCompare(b[0]))
-    .map(([sku, { score, via }]) => ({
+    .map(([sku, { score, why, name, category }]) => ({
       sku,
-      name: via.name,
-      category: via.category,
+      name,
+      category,
       score: round(score),
-      reason: personalReason(via, bySku),
+      reason: personalReason(why, category),
     }));
 }
 
@@ -82,23 +126,24 @@ function did(kind: 1 | 2 | 3, item: string, channel: 'online' | 'offline'): stri
 
 const SIMILAR = { 1: 'similar_to_viewed', 2: 'similar_to_carted', 3: 'similar_to_bought' } as const;
 
-function personalReason(
-  via: Candidate,
-  anchors: ReadonlyMap<string, Anchor>,
-): RecommendationReason {
-  const self = via.source === 'self';
-  const anchorSku = self ? via.sku : via.via;
-  const anchor = anchors.get(anchorSku) as Anchor;
-  const because = { sku: anchorSku, name: self ? via.name : via.viaName, channel: anchor.channel };
-  if (self)
+function personalReason(why: Why, category: string): RecommendationReason {
+  const { anchor } = why;
+  const because = { sku: anchor.sku, name: anchor.name, channel: anchor.channel };
+  if (why.kind === 'revisit')
     return {
       type: anchor.kind === 2 ? 'carted' : 'viewed',
       text: did(anchor.kind, 'it', anchor.channel),
       because,
     };
+  if (why.kind === 'category')
+    return {
+      type: 'favourite_category',
+      text: `popular in ${category}; ${did(anchor.kind, anchor.name, anchor.channel)}`,
+      because,
+    };
   return {
     type: SIMILAR[anchor.kind],
-    text: `because ${did(anchor.kind, because.name, anchor.channel)}`,
+    text: `because ${did(anchor.kind, anchor.name, anchor.channel)}`,
     because,
   };
 }

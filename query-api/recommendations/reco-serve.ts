@@ -70,20 +70,15 @@ export async function recommendForProfile(
   const store =
     request.store ??
     (request.context === 'in_store' && subject.personalize > 0 ? preferred : undefined);
-  const anchors = subject.personalize > 0 ? await anchorsOf(deps, profileId, model) : [];
-  const strongest = anchors
-    .slice()
-    .sort((a, b) => b.weight - a.weight)
-    .slice(0, deps.settings.itemsPerProfile);
-  const candidates = await candidatesFor(
-    deps,
-    await deps.catalog(model.model),
-    model,
-    store,
-    strongest.map((a) => a.sku),
-  );
+  const catalog = await deps.catalog(model.model);
+  const anchors = subject.personalize > 0 ? await anchorsOf(deps, catalog, profileId, model) : [];
   const exclude = new Set(anchors.filter((a) => a.bought_recently > 0).map((a) => a.sku));
-  const personal = personalItems(strongest, candidates, exclude);
+  const candidates = await candidatesFor(deps, catalog, model, store, {
+    anchors,
+    // Enough of each category's list to fill the answer from one category, past what is left out.
+    depth: request.limit + exclude.size,
+  });
+  const personal = personalItems(anchors, candidates, exclude, deps.settings);
   const items = fill(personal, candidates, exclude, request.limit, deps.settings);
   return {
     profileId,
@@ -106,7 +101,7 @@ export async function recommendForStore<Store extends string | undefined>(
   limit: number,
 ): Promise<Omit<StoreRecommendations, 'storeId'> & { storeId: Store }> {
   const model = await newestModel(deps.warehouse);
-  const candidates = await candidatesFor(deps, await deps.catalog(model.model), model, storeId, []);
+  const candidates = await candidatesFor(deps, await deps.catalog(model.model), model, storeId);
   return { storeId, items: fill([], candidates, new Set(), limit, deps.settings), model };
 }
 
@@ -176,33 +171,33 @@ function noModel(): TandemError {
 /** What the profile viewed, carted and bought in the model's window (and since), read from `events` now. */
 async function anchorsOf(
   deps: ServeDeps,
+  catalog: ModelCatalog,
   profileId: string,
   model: CommittedModel,
 ): Promise<Anchor[]> {
   const t = (name: string) => deps.warehouse.table(name);
   const { settings } = deps;
-  // The profile's identifiers as they are now (FINAL: a split or an erasure may have moved or removed some).
-  const [identity] = await selectRows<{ hashes: string[] }>(
+  // Its identifiers as they are now (the newest row of each: a split or an erasure may have moved or
+  // removed some), and their events, read without FINAL, which merges every part to read a few rows
+  // (measured 2x slower for identity, 5x for events); an event delivered twice is read once by its
+  // id instead. One query: each costs a few milliseconds before it reads anything.
+  const rows = await selectRows<Omit<Anchor, 'name' | 'category'>>(
     deps.warehouse.client,
-    `SELECT groupArray(identifier_hash) AS hashes FROM ${t('identity')} WHERE profile_id = {id:String}`,
-    { id: profileId },
-  );
-  const hashes = identity?.hashes ?? [];
-  if (hashes.length === 0) return [];
-  // Their events without FINAL, which would merge the whole table to read a few rows (measured 5x
-  // slower); a row delivered twice is read once by its event id instead.
-  return selectRows<Anchor>(
-    deps.warehouse.client,
-    `SELECT sku, sum(w) AS weight, max(k) AS kind,
+    `SELECT sku, sum(w) AS weight, count() AS interactions, max(k) AS kind,
             argMax(ch, (k, at)) AS channel,
-            maxIf(at, k = 3) > {ref:DateTime64(3, 'UTC')} - INTERVAL {excludeBoughtDays:UInt32} DAY AS bought_recently
+            maxIf(at, k = 3) > {ref:DateTime64(3, 'UTC')} - INTERVAL {excludeBoughtDays:UInt32} DAY AS bought_recently,
+            maxIf(at, k < 3) > {ref:DateTime64(3, 'UTC')} - INTERVAL {revisitDays:UInt32} DAY AS seen_lately
      FROM (
        SELECT arrayJoin(product_ids) AS sku, channel AS ch, occurred_at AS at,
               ${interactionWeightSql()} * ${decaySql('occurred_at', '{halfLifeDays:Float64}')} AS w,
               multiIf(event_name = '${INTERACTIONS.bought}', 3, event_name = '${INTERACTIONS.carted}', 2, 1) AS k
        FROM (
          SELECT event_id, product_ids, channel, occurred_at, event_name FROM ${t('events')}
-         WHERE identifier_hash IN {hashes:Array(String)}
+         WHERE identifier_hash IN (
+             SELECT identifier_hash FROM ${t('identity')}
+             WHERE identifier_hash IN (SELECT identifier_hash FROM ${t('identity')} WHERE profile_id = {id:String})
+             GROUP BY identifier_hash
+             HAVING argMax(profile_id, seq) = {id:String} AND NOT argMax(is_deleted, seq))
            AND event_name IN ('${Object.values(INTERACTIONS).join("', '")}')
            AND occurred_at > {ref:DateTime64(3, 'UTC')} - INTERVAL {windowDays:UInt32} DAY
          LIMIT 1 BY event_id
@@ -212,52 +207,85 @@ async function anchorsOf(
      GROUP BY sku
      SETTINGS final = 0`,
     {
-      hashes,
+      id: profileId,
       ref: clickhouseTime(model.referenceAt),
       excludeBoughtDays: settings.excludeBoughtDays,
+      revisitDays: settings.revisitDays,
       halfLifeDays: settings.halfLifeDays,
       windowDays: settings.windowDays,
       ...settings.weights,
     },
   );
+  return rows.map((row) => ({
+    ...row,
+    weight: Number(row.weight),
+    interactions: Number(row.interactions),
+    ...describe(catalog, row.sku),
+  }));
+}
+
+function describe(catalog: ModelCatalog, sku: string): { name: string; category: string } {
+  return catalog.products.get(sku) ?? { name: sku, category: '' };
 }
 
 /**
- * Neighbours of the anchors (one query by the model's primary key) and the
- * popularity lists of the store, its city and overall, with names and
- * categories, among what the store sells when there is one.
+ * The candidates for a list, with names and categories, among what the store
+ * sells when there is one: for a profile's anchors, the neighbours of its
+ * strongest (one query by the model's primary key), the anchors themselves
+ * and the best sellers of each category they are in; then the popularity
+ * lists of the store, its city and overall.
  */
 async function candidatesFor(
   deps: ServeDeps,
   catalog: ModelCatalog,
   model: CommittedModel,
   store: string | undefined,
-  anchors: readonly string[],
+  personal?: { readonly anchors: readonly Anchor[]; readonly depth: number },
 ): Promise<Candidate[]> {
   const shop = store === undefined ? undefined : catalog.stores.get(store);
   if (store !== undefined && !shop)
     throw new TandemError(ErrorCodes.NOT_FOUND, `no store ${store} in the catalog`, {
       storeId: store,
     });
-  const neighbours =
-    anchors.length === 0
-      ? []
-      : await selectRows<{ sku: string; neighbour: string; score: number }>(
-          deps.warehouse.client,
-          `SELECT sku, neighbour, score FROM ${deps.warehouse.table('reco_item_neighbours')}
-           WHERE model = {model:UInt64} AND sku IN {anchors:Array(String)}`,
-          { model: model.model, anchors },
-        );
-  const describe = (sku: string) => catalog.products.get(sku) ?? { name: sku, category: '' };
   const candidates: Candidate[] = [];
   const add = (source: Candidate['source'], sku: string, via: string, score: number) => {
-    const item = describe(sku);
+    const item = describe(catalog, sku);
     if (shop && !shop.sells.has(item.category)) return;
-    const viaName = via ? describe(via).name : '';
-    candidates.push({ source, sku, via, score, ...item, viaName });
+    candidates.push({ source, sku, via, score, ...item });
   };
-  for (const row of neighbours) add('similar', row.neighbour, row.sku, Number(row.score));
-  for (const sku of anchors) add('self', sku, '', 1);
+  const anchors = personal?.anchors ?? [];
+  if (anchors.length > 0) {
+    const strongest = anchors
+      .slice()
+      .sort((a, b) => b.weight - a.weight)
+      .slice(0, deps.settings.itemsPerProfile)
+      .map((anchor) => anchor.sku);
+    // Each neighbour scored by its share of its anchor's neighbours' similarity, before the store's filter.
+    const neighbours = await selectRows<{ sku: string; neighbour: string; share: number }>(
+      deps.warehouse.client,
+      `SELECT sku, neighbour, score / sum(score) OVER (PARTITION BY sku) AS share
+       FROM ${deps.warehouse.table('reco_item_neighbours')}
+       WHERE model = {model:UInt64} AND sku IN {anchors:Array(String)}`,
+      { model: model.model, anchors: strongest },
+    );
+    for (const row of neighbours) add('similar', row.neighbour, row.sku, Number(row.share));
+    for (const anchor of anchors) add('self', anchor.sku, '', 1);
+    const listed = new Set<string>();
+    for (const category of new Set(anchors.map((anchor) => anchor.category))) {
+      const sellers = catalog.popular.get(`category:${category}`) ?? [];
+      for (const entry of sellers.slice(0, personal?.depth)) {
+        add('category', entry.sku, '', entry.score);
+        listed.add(entry.sku);
+      }
+    }
+    // A neighbour or an anchor further down its category's list still has its part of the category's sales.
+    for (const { sku } of candidates.slice()) {
+      const share = catalog.categoryShare.get(sku);
+      if (listed.has(sku) || share === undefined) continue;
+      add('category', sku, '', share);
+      listed.add(sku);
+    }
+  }
   const lists: [Candidate['source'], string][] = [
     ['store', `store:${store}`],
     ['city', `city:${shop?.city}`],

@@ -181,13 +181,60 @@ describe('recommendations', () => {
     const answer = await recommend(await profileOf('user_id:user-reco-ola'), '?limit=20');
     expect(answer.personalized).toBe(true);
     expect(answer.items.map((item) => item.sku)).not.toContain(neighbour);
-    // Viewed and not bought, and similar to what was bought: the bigger reason is given.
+    // Viewed lately and not bought, and similar to what was bought: having looked at it says most.
     const again = answer.items.find((item) => item.sku === anchor);
     expect(again?.reason).toMatchObject({
-      type: 'similar_to_bought',
-      because: { sku: neighbour, channel: 'online' },
+      type: 'viewed',
+      text: 'you viewed it online',
+      because: { sku: anchor, channel: 'online' },
     });
-    expect(again?.reason.text).toMatch(/^because you bought .+ online$/);
+  });
+
+  it('offers the best sellers of the categories the profile shops, naming what it did there', async () => {
+    // The category that sells most in the model's window, and two of its items nobody buys much.
+    const model = await refresh();
+    const sellers = await selectRows<{ category: string; sku: string; score: number }>(
+      api.warehouse.client,
+      `SELECT scope_id AS category, sku, score FROM tandem.reco_popularity
+       WHERE model = {model:UInt64} AND scope = 'category'
+         AND scope_id = (SELECT scope_id FROM tandem.reco_popularity
+                         WHERE model = {model:UInt64} AND scope = 'category'
+                         GROUP BY scope_id ORDER BY count() DESC, scope_id LIMIT 1)
+       ORDER BY score DESC, sku`,
+      { model: model.model },
+    );
+    const category = sellers[0]?.category as string;
+    const shares = sellers.map((row) => Number(row.score));
+    expect(shares.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    const [browsed] = await selectRows<{ sku: string; name: string }>(
+      api.warehouse.client,
+      `SELECT sku, name FROM tandem.products WHERE category = {category:String}
+       ORDER BY sku DESC LIMIT 1`,
+      { category },
+    );
+    const pia = aShopper('reco-pia').withDevice('phone', 'app').build();
+    const phone = pia.on('phone');
+    await send([
+      stating(phone.views(browsed?.sku as string, '2026-01-10T10:00:00Z'), true),
+      phone.views(browsed?.sku as string, '2026-01-10T10:01:00Z'),
+    ]);
+    await api.project();
+    const answer = await recommend(
+      await profileOf(`anonymous_id:${pia.devices.phone?.anonymousId}`),
+    );
+    expect(answer.personalized).toBe(true);
+    const fromCategory = answer.items.filter((item) => item.reason.type === 'favourite_category');
+    expect(fromCategory.length).toBeGreaterThan(0);
+    for (const item of fromCategory) {
+      expect(item.category).toBe(category);
+      expect(item.reason).toMatchObject({ because: { sku: browsed?.sku, channel: 'online' } });
+      expect(item.reason.text).toBe(`popular in ${category}; you viewed ${browsed?.name} online`);
+    }
+    // All of the profile's interactions are in that category: the category's best sellers lead, in its order.
+    expect(fromCategory[0]?.sku).toBe(sellers[0]?.sku);
+    const ranked = sellers.map((row) => row.sku);
+    const order = fromCategory.map((item) => ranked.indexOf(item.sku));
+    expect(order).toEqual([...order].sort((a, b) => a - b));
   });
 
   it('with a store, offers only what that store sells, filling with its popular items', async () => {
