@@ -83,3 +83,45 @@ async function loadCatalog(warehouse: Warehouse, model: number): Promise<ModelCa
     categoryShare,
   };
 }
+
+/** How many items' neighbour lists are kept for a model before the cache starts over. */
+const NEIGHBOURS_KEPT = 200_000;
+
+export interface Neighbour {
+  readonly neighbour: string;
+  /** Its share of its item's neighbours' similarity (they sum to 1 over the item's kept neighbours). */
+  readonly share: number;
+}
+
+/**
+ * The neighbour lists of the newest model by item, read by the first request
+ * that needs them and then kept (a model's lists never change), so a request
+ * for items already asked about runs no query. Model data only: pairs of
+ * items, nothing about any one profile.
+ */
+export function neighbourCache(warehouse: Warehouse) {
+  let cached = { model: -1, lists: new Map<string, readonly Neighbour[]>() };
+  return async (
+    model: number,
+    skus: readonly string[],
+  ): Promise<ReadonlyMap<string, readonly Neighbour[]>> => {
+    if (cached.model !== model) cached = { model, lists: new Map() };
+    const { lists } = cached;
+    const missing = skus.filter((sku) => !lists.has(sku));
+    const found = new Map<string, Neighbour[]>(missing.map((sku) => [sku, []]));
+    if (missing.length > 0) {
+      const rows = await selectRows<{ sku: string; neighbour: string; share: number }>(
+        warehouse.client,
+        `SELECT sku, neighbour, score / sum(score) OVER (PARTITION BY sku) AS share
+         FROM ${warehouse.table('reco_item_neighbours')}
+         WHERE model = {model:UInt64} AND sku IN {skus:Array(String)}`,
+        { model, skus: missing },
+      );
+      for (const row of rows)
+        found.get(row.sku)?.push({ neighbour: row.neighbour, share: Number(row.share) });
+      if (lists.size + found.size > NEIGHBOURS_KEPT) lists.clear();
+      for (const [sku, list] of found) lists.set(sku, list);
+    }
+    return new Map(skus.map((sku) => [sku, lists.get(sku) ?? found.get(sku) ?? []]));
+  };
+}

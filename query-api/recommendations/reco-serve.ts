@@ -1,10 +1,11 @@
 /**
  * Answering a recommendation request from the newest committed model.
  *
- * A profile that consents to personalization now gets items similar to what
+ * A profile that consents to personalization now gets items ranked from what
  * it viewed, carted and bought (online and in store, read from `events` at
- * request time, so a purchase a minute ago is already excluded), and what it
- * looked at but has not bought; the rest of the list is filled with what
+ * request time, so a purchase a minute ago is already excluded): the best
+ * sellers of the categories it shops, items similar to its own, and what it
+ * looked at lately but has not bought (`reco-rank.ts`); the rest is filled with what
  * sells at the store, in its city, then overall. A profile that does not
  * consent gets the popularity list alone, built without reading anything of
  * theirs — the answer any shopper at that store would get. Consent is read
@@ -20,7 +21,7 @@ import type {
 import { RECO_MODELS } from '../../warehouse/recommendation-tables.js';
 import { selectRows } from '../../warehouse/select.js';
 import { clickhouseTime, type Warehouse } from '../../warehouse/warehouse.js';
-import { catalogCache, type ModelCatalog } from './reco-catalog.js';
+import { catalogCache, type ModelCatalog, neighbourCache } from './reco-catalog.js';
 import {
   type CommittedModel,
   decaySql,
@@ -35,11 +36,18 @@ export interface ServeDeps {
   readonly settings: RecommendationSettings;
   /** The newest model's catalogue and popularity lists, read once per model. */
   readonly catalog: (model: number) => Promise<ModelCatalog>;
+  /** The newest model's neighbour lists, by item, kept once read. */
+  readonly neighbours: ReturnType<typeof neighbourCache>;
 }
 
 /** What answering needs, with its per-model cache; one per process. */
 export function recommender(warehouse: Warehouse, settings: RecommendationSettings): ServeDeps {
-  return { warehouse, settings, catalog: catalogCache(warehouse) };
+  return {
+    warehouse,
+    settings,
+    catalog: catalogCache(warehouse),
+    neighbours: neighbourCache(warehouse),
+  };
 }
 
 export interface ProfileRequest {
@@ -231,7 +239,7 @@ function describe(catalog: ModelCatalog, sku: string): { name: string; category:
 /**
  * The candidates for a list, with names and categories, among what the store
  * sells when there is one: for a profile's anchors, the neighbours of its
- * strongest (one query by the model's primary key), the anchors themselves
+ * strongest (from the cache, or one query by the model's primary key), the anchors themselves
  * and the best sellers of each category they are in; then the popularity
  * lists of the store, its city and overall.
  */
@@ -261,14 +269,8 @@ async function candidatesFor(
       .slice(0, deps.settings.itemsPerProfile)
       .map((anchor) => anchor.sku);
     // Each neighbour scored by its share of its anchor's neighbours' similarity, before the store's filter.
-    const neighbours = await selectRows<{ sku: string; neighbour: string; share: number }>(
-      deps.warehouse.client,
-      `SELECT sku, neighbour, score / sum(score) OVER (PARTITION BY sku) AS share
-       FROM ${deps.warehouse.table('reco_item_neighbours')}
-       WHERE model = {model:UInt64} AND sku IN {anchors:Array(String)}`,
-      { model: model.model, anchors: strongest },
-    );
-    for (const row of neighbours) add('similar', row.neighbour, row.sku, Number(row.share));
+    for (const [sku, neighbours] of await deps.neighbours(model.model, strongest))
+      for (const { neighbour, share } of neighbours) add('similar', neighbour, sku, share);
     for (const anchor of anchors) add('self', anchor.sku, '', 1);
     const listed = new Set<string>();
     for (const category of new Set(anchors.map((anchor) => anchor.category))) {
