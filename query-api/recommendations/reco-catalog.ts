@@ -108,8 +108,8 @@ export function neighbourCache(warehouse: Warehouse) {
     if (cached.model !== model) cached = { model, lists: new Map() };
     const { lists } = cached;
     const missing = skus.filter((sku) => !lists.has(sku));
-    const found = new Map<string, Neighbour[]>(missing.map((sku) => [sku, []]));
     if (missing.length > 0) {
+      const found = new Map<string, Neighbour[]>(missing.map((sku) => [sku, []]));
       const rows = await selectRows<{ sku: string; neighbour: string; share: number }>(
         warehouse.client,
         `SELECT sku, neighbour, score / sum(score) OVER (PARTITION BY sku) AS share
@@ -122,6 +122,6 @@ export function neighbourCache(warehouse: Warehouse) {
       if (lists.size + found.size > NEIGHBOURS_KEPT) lists.clear();
       for (const [sku, list] of found) lists.set(sku, list);
     }
-    return new Map(skus.map((sku) => [sku, lists.get(sku) ?? found.get(sku) ?? []]));
+    return new Map(skus.map((sku) => [sku, lists.get(sku) ?? []]));
   };
 }

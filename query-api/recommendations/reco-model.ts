@@ -135,13 +135,14 @@ LIMIT {neighbours:UInt32} BY p.sku`);
   // Recent sales, halving every half of the popularity window: this week's, mostly the last days.
   const units = (l: string) =>
     `sum(${l}quantity * ${decaySql(`${l}occurred_at`, '({popularityDays:UInt32} / 2)')})`;
-  const recent = (l: string) =>
-    `${l}occurred_at > {ref:DateTime64(3, 'UTC')} - INTERVAL {popularityDays:UInt32} DAY AND ${l}occurred_at <= {ref:DateTime64(3, 'UTC')}`;
+  /** Sales of the last `days` (a parameter's name) up to the reference time. */
+  const within = (l: string, days: string) =>
+    `${l}occurred_at > {ref:DateTime64(3, 'UTC')} - INTERVAL {${days}:UInt32} DAY AND ${l}occurred_at <= {ref:DateTime64(3, 'UTC')}`;
+  const recent = (l: string) => within(l, 'popularityDays');
   // Overall and within each category: the training window's sales, decayed like interactions.
   const overall = (l: string) =>
     `sum(${l}quantity * ${decaySql(`${l}occurred_at`, '{halfLifeDays:Float64}')})`;
-  const inWindow = (l: string) =>
-    `${l}occurred_at > {ref:DateTime64(3, 'UTC')} - INTERVAL {windowDays:UInt32} DAY AND ${l}occurred_at <= {ref:DateTime64(3, 'UTC')}`;
+  const inWindow = (l: string) => within(l, 'windowDays');
   await run(`INSERT INTO ${t(RECO_POPULARITY.name)} (model, scope, scope_id, sku, score, buyers)
 SELECT {model:UInt64}, 'store', store_id, sku, ${units('')}, uniqExact(identifier_hash)
 FROM ${t('order_lines')} WHERE store_id != '' AND ${recent('')}
