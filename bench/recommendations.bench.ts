@@ -87,8 +87,8 @@ async function heldOutShoppers(
     });
     wanted.set(hash, record.heldOut);
   }
-  const shoppers: Shopper[] = [];
   const hashes = [...wanted.keys()];
+  const consenting = new Map<string, string>();
   for (let from = 0; from < hashes.length; from += 10_000) {
     const rows = await selectRows<{ identifier_hash: string; profile_id: string }>(
       warehouse.client,
@@ -98,15 +98,53 @@ async function heldOutShoppers(
                             WHERE purpose = 'personalization' AND granted)`,
       { hashes: hashes.slice(from, from + 10_000) },
     );
-    for (const row of rows)
-      shoppers.push({
-        profileId: row.profile_id,
-        heldOut: wanted.get(row.identifier_hash) as Shopper['heldOut'],
-      });
+    for (const row of rows) consenting.set(row.identifier_hash, row.profile_id);
   }
-  // A fixed sample, spread over the file: the order of the truth, every n-th.
+  // A fixed sample, spread over the file: in the order of the truth (not of the rows, which
+  // follows the table's parts and changes from run to run), every n-th.
+  const shoppers = hashes.flatMap((hash) => {
+    const profileId = consenting.get(hash);
+    return profileId ? [{ profileId, heldOut: wanted.get(hash) as Shopper['heldOut'] }] : [];
+  });
   const step = Math.max(1, Math.floor(shoppers.length / EVALUATED));
   return shoppers.filter((_, i) => i % step === 0).slice(0, EVALUATED);
+}
+
+interface Score {
+  readonly recall: number;
+  readonly ndcg: number;
+}
+
+const mean = (scores: readonly Score[], measure: keyof Score) =>
+  scores.reduce((sum, each) => sum + each[measure], 0) / Math.max(1, scores.length);
+
+/**
+ * The model's mean over the baseline's, and a 95% bootstrap interval of it:
+ * the ratio over resamples of the same shoppers (paired, with replacement).
+ */
+function ratioWithInterval(
+  model: readonly Score[],
+  baseline: readonly Score[],
+  measure: keyof Score,
+): { ratio: number; low: number; high: number } {
+  const ratioOf = (indexes: readonly number[]) => {
+    let ours = 0;
+    let theirs = 0;
+    for (const i of indexes) {
+      ours += model[i]?.[measure] ?? 0;
+      theirs += baseline[i]?.[measure] ?? 0;
+    }
+    return ours / Math.max(1e-9, theirs);
+  };
+  const n = model.length;
+  const resampled = Array.from({ length: 2_000 }, () =>
+    ratioOf(Array.from({ length: n }, () => Math.floor(Math.random() * n))),
+  );
+  return {
+    ratio: ratioOf(Array.from({ length: n }, (_, i) => i)),
+    low: percentile(resampled, 0.025),
+    high: percentile(resampled, 0.975),
+  };
 }
 
 /** Recall@K and NDCG@K of a ranked list against the held-out items (binary relevance). */
@@ -131,7 +169,7 @@ async function evaluate(
   const platform = await startPlatform(runtime, { host: '127.0.0.1', port: 0, parts: ['api'] });
   const authorization = `Bearer ${platform.adminKey.value}`;
   const deps = recommender(warehouse, DEFAULT_RECOMMENDATION_SETTINGS);
-  const totals = { model: { recall: 0, ndcg: 0 }, baseline: { recall: 0, ndcg: 0 } };
+  const scores = { model: [] as Score[], baseline: [] as Score[] };
   const latencies: number[] = [];
   let personalized = 0;
   try {
@@ -157,17 +195,16 @@ async function evaluate(
         popular.items.map((item) => item.sku),
         relevant,
       );
-      totals.model.recall += ours.recall;
-      totals.model.ndcg += ours.ndcg;
-      totals.baseline.recall += baseline.recall;
-      totals.baseline.ndcg += baseline.ndcg;
+      scores.model.push(ours);
+      scores.baseline.push(baseline);
     }
   } finally {
     await platform.close();
   }
-  const n = Math.max(1, shoppers.length);
-  const mean = (x: number) => (x / n).toFixed(4);
-  const recallRatio = totals.model.recall / Math.max(1e-9, totals.baseline.recall);
+  const recall = ratioWithInterval(scores.model, scores.baseline, 'recall');
+  const ndcg = ratioWithInterval(scores.model, scores.baseline, 'ndcg');
+  const row = (label: string, measure: keyof Score, ratio: typeof recall) =>
+    `| ${label.padEnd(10)} | ${mean(scores.model, measure).toFixed(4)} | ${mean(scores.baseline, measure).toFixed(4)}              | ${ratio.ratio.toFixed(2)}  | ${ratio.low.toFixed(2)}–${ratio.high.toFixed(2)}    |`;
   const p50 = median(latencies);
   const p95 = percentile(latencies, 0.95);
   const offline = shoppers.filter((s) => s.heldOut.channel === 'offline').length;
@@ -176,14 +213,15 @@ async function evaluate(
       .map((v) => v.toFixed(2))
       .join(' ')})`,
     '',
-    `| measure    | model  | popularity baseline | ratio |`,
-    `| ---------- | ------ | ------------------- | ----- |`,
-    `| recall@${K}  | ${mean(totals.model.recall)} | ${mean(totals.baseline.recall)}              | ${recallRatio.toFixed(2)}  |`,
-    `| NDCG@${K}    | ${mean(totals.model.ndcg)} | ${mean(totals.baseline.ndcg)}              | ${(totals.model.ndcg / Math.max(1e-9, totals.baseline.ndcg)).toFixed(2)}  |`,
+    `| measure    | model  | popularity baseline | ratio | 95% interval |`,
+    `| ---------- | ------ | ------------------- | ----- | ------------ |`,
+    row(`recall@${K}`, 'recall', recall),
+    row(`NDCG@${K}`, 'ndcg', ndcg),
+    '(the interval: 2,000 resamples of the shoppers evaluated, the spread a different sample would show)',
     '',
     `personalised answers: ${personalized} of ${shoppers.length}`,
     `GET /v1/profiles/{id}/recommendations over HTTP: p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms`,
-    `target recall@${K} >= ${RECALL_TARGET_RATIO}x the baseline — ${recallRatio >= RECALL_TARGET_RATIO ? 'met' : 'NOT met'}`,
+    `target recall@${K} >= ${RECALL_TARGET_RATIO}x the baseline — ${recall.ratio >= RECALL_TARGET_RATIO ? 'met' : 'NOT met'}`,
     `target p95 < ${P95_TARGET_MS} ms — ${p95 < P95_TARGET_MS ? 'met' : 'NOT met'}`,
   ].join('\n');
 }

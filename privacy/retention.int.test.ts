@@ -36,6 +36,16 @@ async function eventsByDay(): Promise<Record<string, number>> {
   return Object.fromEntries(rows.map((row) => [`${row.day} ${row.type}`, row.n]));
 }
 
+/** The same for the product interactions, which hold every event above that names a product. */
+async function interactionsByDay(): Promise<Record<string, number>> {
+  const rows = await selectRows<{ day: string; event_name: string; n: number }>(
+    api.warehouse.client,
+    `SELECT toString(toDate(occurred_at)) AS day, event_name, count() AS n FROM tandem.product_interactions
+     GROUP BY day, event_name ORDER BY day, event_name`,
+  );
+  return Object.fromEntries(rows.map((row) => [`${row.day} ${row.event_name}`, row.n]));
+}
+
 /** The log stream of an identifier's raw events. */
 const streamOf = (type: string, value: string) =>
   subjectStream(api.sample.hasher.hash(type, value));
@@ -78,12 +88,17 @@ describe('retention', () => {
       '2025-06-01 track': 3,
       '2026-11-10 track': 1,
     });
+    expect(await interactionsByDay()).toEqual({
+      '2025-06-01 Order Completed': 1,
+      '2025-06-01 Product Viewed': 3,
+      '2026-11-10 Product Viewed': 1,
+    });
     const report = await enforceRetention(
       { eventStore: api.sample.eventStore, warehouse: api.warehouse, policy: POLICY },
       NOW,
     );
     expect(report.log).toEqual({ streams: 2, events: 3 });
-    expect(report.warehouse).toEqual({ events: 3 });
+    expect(report.warehouse).toEqual({ events: 3, product_interactions: 3 });
     expect(report.cutoffs).toEqual({ clickstream: '2025-10-16T00:00:00.000Z' });
 
     expect(await streamEvents(streamOf('anonymous_id', laptopId))).toEqual([
@@ -95,6 +110,10 @@ describe('retention', () => {
       ['pos.receipt', '2025-06-01'],
     ]);
     expect(await eventsByDay()).toEqual({ '2025-06-01 pos.receipt': 1, '2026-11-10 track': 1 });
+    expect(await interactionsByDay()).toEqual({
+      '2025-06-01 Order Completed': 1,
+      '2026-11-10 Product Viewed': 1,
+    });
   });
 
   it('is harmless to run again', async () => {
@@ -103,7 +122,7 @@ describe('retention', () => {
       NOW,
     );
     expect(again.log).toEqual({ streams: 0, events: 0 });
-    expect(again.warehouse).toEqual({ events: 0 });
+    expect(again.warehouse).toEqual({ events: 0, product_interactions: 0 });
   });
 
   it('is not undone by a rebuild of the projections, which leaves out what has aged out', async () => {
@@ -115,5 +134,6 @@ describe('retention', () => {
     });
     // The receipt is still in the log, but a rebuild under a policy that ages out orders leaves it out.
     expect(await eventsByDay()).toEqual({ '2026-11-10 track': 1 });
+    expect(await interactionsByDay()).toEqual({ '2026-11-10 Product Viewed': 1 });
   });
 });

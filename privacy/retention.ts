@@ -129,6 +129,17 @@ async function deleteAgedRows(
   const deletions: { table: string; where: string; cutoff: number | undefined }[] = [
     { table: 'events', where: clickstream, cutoff: cutoffs.clickstream },
     { table: 'events', where: `event_name = '${ORDER_COMPLETED}'`, cutoff: cutoffs.orders },
+    // Every row here is a tracking call or a receipt, so what is not an order is clickstream.
+    {
+      table: 'product_interactions',
+      where: `event_name != '${ORDER_COMPLETED}'`,
+      cutoff: cutoffs.clickstream,
+    },
+    {
+      table: 'product_interactions',
+      where: `event_name = '${ORDER_COMPLETED}'`,
+      cutoff: cutoffs.orders,
+    },
     { table: 'orders', where: '1', cutoff: cutoffs.orders },
     { table: 'order_lines', where: '1', cutoff: cutoffs.orders },
   ];

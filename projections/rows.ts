@@ -2,9 +2,9 @@
  * What each event in the log becomes in the warehouse: pure functions from a
  * recorded event to rows of the tables in `warehouse/tables.ts`.
  *
- * - A tracking call or a store receipt → one `events` row; an `Order
- *   Completed` call or a receipt also → one `orders` row and its
- *   `order_lines`.
+ * - A tracking call or a store receipt → one `events` row; one that names
+ *   a product also → a `product_interactions` row; an `Order Completed`
+ *   call or a receipt also → one `orders` row and its `order_lines`.
  * - An identity decision (streams `profile-…`) → `identity`, `profiles`,
  *   `profile_traits`, `consents` and `consent_history` rows, versioned by
  *   the resolver's decision counter, so the newest decision wins whatever
@@ -85,11 +85,16 @@ function projectFact(event: RecordedEvent, context: RowContext, out: RowSink): v
   const currency = String((receipt ? data.currency : properties.currency) ?? '');
   const occurredAt = clickhouseTime(String(envelope.occurredAt));
 
+  const channel = String(data.channel ?? (receipt ? 'offline' : 'online'));
+  const productIds = unique([
+    ...optionalText(properties.product_id ?? properties.sku),
+    ...lines.map((line) => line.sku),
+  ]);
   out.add('events', {
     event_id: event.id,
     occurred_at: occurredAt,
     received_at: clickhouseTime(String(envelope.receivedAt)),
-    channel: String(data.channel ?? (receipt ? 'offline' : 'online')),
+    channel,
     source_kind: String(source.kind ?? ''),
     source_id: String(source.id ?? ''),
     store_id: storeId,
@@ -97,10 +102,7 @@ function projectFact(event: RecordedEvent, context: RowContext, out: RowSink): v
     event_name: eventName,
     page_name: event.type === 'page' || event.type === 'screen' ? String(data.name ?? '') : '',
     page_path: String(((context_.page ?? {}) as Json).path ?? properties.path ?? ''),
-    product_ids: unique([
-      ...optionalText(properties.product_id ?? properties.sku),
-      ...lines.map((line) => line.sku),
-    ]),
+    product_ids: productIds,
     categories: unique([
       ...optionalText(properties.category),
       ...lines.flatMap((line) => optionalText(line.category)),
@@ -113,6 +115,17 @@ function projectFact(event: RecordedEvent, context: RowContext, out: RowSink): v
     identifiers: identifiers.map((identifier) => `${identifier.type}:${identifier.hash}`),
     position,
   });
+  if (productIds.length > 0)
+    out.add('product_interactions', {
+      identifier_hash: attribution.identifier_hash,
+      occurred_at: occurredAt,
+      event_id: event.id,
+      event_name: eventName,
+      channel,
+      store_id: storeId,
+      product_ids: productIds,
+      position,
+    });
   if (!isOrder) return;
 
   const order = {

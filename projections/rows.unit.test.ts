@@ -72,6 +72,19 @@ describe(projectEvent.name, () => {
       identifier_hash: hash('m'),
       position: 7,
     });
+    // Named products: the same event again, under the identifier that made it.
+    expect(rows.get('product_interactions')).toEqual([
+      {
+        identifier_hash: hash('m'),
+        occurred_at: '2026-01-19 22:12:01.795',
+        event_id: '0b7e8f4e-1f0a-4c5e-9d7a-2f1e3c4b5a69',
+        event_name: 'Order Completed',
+        channel: 'offline',
+        store_id: 'store-003',
+        product_ids: ['SKU-1', 'SKU-2', 'SKU-3'],
+        position: 7,
+      },
+    ]);
     expect(rows.get('orders')?.[0]).toMatchObject({ revenue: '202.46', items: 4, lines: 3 });
     expect(rows.get('order_lines')?.map((line) => line.amount)).toEqual([
       '103.99',
@@ -80,7 +93,7 @@ describe(projectEvent.name, () => {
     ]);
   });
 
-  it('keeps a page view out of the orders and attributes it to its device', () => {
+  it('keeps a page view out of the orders and the product interactions, and attributes it to its device', () => {
     const rows = rowsOf(
       recorded('web-anon', 'page', {
         occurredAt: '2026-01-08T13:31:24.735Z',

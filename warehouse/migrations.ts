@@ -18,6 +18,7 @@ import {
   EVENTS,
   IDENTITY,
   onCluster,
+  PRODUCT_INTERACTIONS,
   PROFILE_ID_INDEX,
   PROJECTED_TABLES,
   quote,
@@ -75,6 +76,19 @@ export const MIGRATIONS: readonly Migration[] = [
         commentSql(RECO_POPULARITY, column, options),
       ),
     ],
+  },
+  {
+    version: 6,
+    name: 'product interactions ordered by identifier, filled from events',
+    statements: (options) => {
+      const columns = PRODUCT_INTERACTIONS.columns.map((column) => column.name).join(', ');
+      return [
+        createTableSql(PRODUCT_INTERACTIONS, options),
+        // Run again after an interruption, it writes the same rows again: the table keeps one of each.
+        `INSERT INTO ${options.database}.${PRODUCT_INTERACTIONS.name} (${columns})
+         SELECT ${columns} FROM ${options.database}.${EVENTS.name} WHERE notEmpty(product_ids)`,
+      ];
+    },
   },
 ];
 

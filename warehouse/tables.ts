@@ -31,6 +31,8 @@ export interface TableSpec {
   readonly partitionBy?: string;
   /** Data-skipping indexes, as `INDEX` clauses without the keyword. */
   readonly indexes?: readonly string[];
+  /** Storage settings (`index_granularity`…), fixed when the table is created. */
+  readonly settings?: Readonly<Record<string, number>>;
 }
 
 export const time = (name: string, comment: string): Column => ({
@@ -124,6 +126,46 @@ export const EVENTS: TableSpec = {
   orderBy: '(toDate(occurred_at), event_id)',
   partitionBy: 'toYYYYMM(occurred_at)',
   indexes: ['identifier_hash_idx identifier_hash TYPE bloom_filter GRANULARITY 4'],
+};
+
+/** Columns of `events`, by name, for the tables that repeat them. */
+function eventColumns(...names: string[]): Column[] {
+  return names.map((name) => {
+    const column = EVENTS.columns.find((each) => each.name === name);
+    if (!column) throw new Error(`events has no column ${name}`);
+    return column;
+  });
+}
+
+/**
+ * The events that name a product, again, ordered by who made them: what a
+ * request about one person reads (a profile's recommendations) without
+ * scanning `events`, which is ordered by time. Small granules, as each read
+ * wants a few rows: measured 5 ms for a shopper's rows against 14 ms from
+ * `events` on 2M events.
+ */
+export const PRODUCT_INTERACTIONS: TableSpec = {
+  name: 'product_interactions',
+  comment:
+    'Every event that names a product (views, cart adds, online orders, store receipts), ordered by the identifier that made it, so one person’s are read together. The same events as `events`, fewer columns.',
+  columns: [
+    text(
+      'identifier_hash',
+      'Keyed hash of the strongest identifier the event came with, as in `events`; join `identity` on it to find the profile.',
+    ),
+    ...eventColumns(
+      'occurred_at',
+      'event_id',
+      'event_name',
+      'channel',
+      'store_id',
+      'product_ids',
+      'position',
+    ),
+  ],
+  version: 'position',
+  orderBy: '(identifier_hash, occurred_at, event_id)',
+  settings: { index_granularity: 1024 },
 };
 
 const orderColumns: readonly Column[] = [
@@ -303,6 +345,7 @@ export const STORES: TableSpec = {
 /** The tables the projections write, in the order they are created. */
 export const PROJECTED_TABLES: readonly TableSpec[] = [
   EVENTS,
+  PRODUCT_INTERACTIONS,
   ORDERS,
   ORDER_LINES,
   IDENTITY,
@@ -408,6 +451,13 @@ export function createTableSql(spec: TableSpec, options: DdlOptions, name = spec
     `ENGINE = ${engine}`,
     ...(spec.partitionBy ? [`PARTITION BY ${spec.partitionBy}`] : []),
     `ORDER BY ${spec.orderBy}`,
+    ...(spec.settings
+      ? [
+          `SETTINGS ${Object.entries(spec.settings)
+            .map(([name, value]) => `${name} = ${value}`)
+            .join(', ')}`,
+        ]
+      : []),
     `COMMENT ${quote(spec.comment)}`,
   ].join('\n');
 }

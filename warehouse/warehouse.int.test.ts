@@ -89,6 +89,55 @@ describeOnTargets('warehouse', targets, (target) => {
     ]);
   });
 
+  it('fills the product interactions from the events a warehouse already holds when it upgrades', async () => {
+    await migrate(
+      warehouse,
+      MIGRATIONS.filter((migration) => migration.version < 6),
+    );
+    // As a warehouse made before the table existed: migration 1 creates it now.
+    await warehouse.client.command({
+      query: `DROP TABLE ${warehouse.table('product_interactions')}`,
+    });
+    const event = (id: string, eventName: string, productIds: string[], position: number) => ({
+      event_id: id,
+      occurred_at: '2026-03-01 10:00:00.000',
+      channel: 'online',
+      event_name: eventName,
+      product_ids: productIds,
+      identifier_hash: 'h1',
+      position,
+    });
+    await warehouse.client.insert({
+      table: warehouse.table('events'),
+      values: [
+        event('00000000-0000-4000-8000-000000000001', 'Product Viewed', ['SKU-1'], 1),
+        event('00000000-0000-4000-8000-000000000002', 'Page Viewed', [], 2),
+        event('00000000-0000-4000-8000-000000000003', 'Order Completed', ['SKU-1', 'SKU-2'], 3),
+      ],
+      format: 'JSONEachRow',
+    });
+    expect((await migrate(warehouse)).applied).toEqual([6]);
+    expect(
+      await rows(
+        `SELECT identifier_hash, event_name, product_ids, position
+         FROM ${warehouse.table('product_interactions')} ORDER BY position`,
+      ),
+    ).toEqual([
+      {
+        identifier_hash: 'h1',
+        event_name: 'Product Viewed',
+        product_ids: ['SKU-1'],
+        position: 1,
+      },
+      {
+        identifier_hash: 'h1',
+        event_name: 'Order Completed',
+        product_ids: ['SKU-1', 'SKU-2'],
+        position: 3,
+      },
+    ]);
+  });
+
   it('keeps the newest version of a row written twice', async () => {
     await migrate(warehouse);
     const stores = warehouse.table('stores');

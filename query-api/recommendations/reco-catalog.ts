@@ -5,6 +5,36 @@
  */
 import { selectRows } from '../../warehouse/select.js';
 import type { Warehouse } from '../../warehouse/warehouse.js';
+import { type CommittedModel, readNewestModel } from './reco-model.js';
+
+/** How long the newest model is taken as the newest before it is read again. */
+const MODEL_CHECKED_EVERY_MS = 1_000;
+
+/**
+ * The newest committed model, read at most once a second: a model trained
+ * by another process is served within a second of its commit (the one
+ * before it is kept, so a request still on it finds its data), and `forget`
+ * makes one trained here served at once. Nothing is kept while there is none.
+ */
+export function newestModelCache(warehouse: Warehouse) {
+  let cached: { readAt: number; model: Promise<CommittedModel> } | undefined;
+  const newest = (): Promise<CommittedModel> => {
+    const now = performance.now();
+    if (!cached || now - cached.readAt > MODEL_CHECKED_EVERY_MS) {
+      const model = readNewestModel(warehouse);
+      cached = { readAt: now, model };
+      model.catch(() => {
+        if (cached?.model === model) cached = undefined;
+      });
+    }
+    return cached.model;
+  };
+  return Object.assign(newest, {
+    forget: () => {
+      cached = undefined;
+    },
+  });
+}
 
 /** How many items of each popularity list are kept in memory: enough to fill a list among what a store sells. */
 const POPULAR_KEPT = 500;

@@ -16,6 +16,7 @@
  * at a time, with any a crashed refresh left behind.
  */
 import type { Logger } from 'pino';
+import { ErrorCodes, TandemError } from '../../schemas/errors.js';
 import {
   DEFAULT_RECOMMENDATION_SETTINGS,
   type RecommendationSettings,
@@ -49,9 +50,13 @@ export interface ModelRefresh extends CommittedModel {
   readonly tookMs: number;
 }
 
-/** `exp(-ln 2 · age / half-life)`, age in seconds before `{ref}` (never negative). */
-export function decaySql(column: string, halfLifeDays: string): string {
-  return `exp(-0.6931471805599453 * greatest(0, dateDiff('second', ${column}, {ref:DateTime64(3, 'UTC')})) / (86400 * ${halfLifeDays}))`;
+/** `exp(-ln 2 · age / half-life)`, age in seconds before `ref` (never negative). */
+export function decaySql(
+  column: string,
+  halfLifeDays: string,
+  ref = "{ref:DateTime64(3, 'UTC')}",
+): string {
+  return `exp(-0.6931471805599453 * greatest(0, dateDiff('second', ${column}, ${ref})) / (86400 * ${halfLifeDays}))`;
 }
 
 /** The weight of one interaction row of `events` (0 for other events). */
@@ -226,11 +231,18 @@ async function dropOldModels(warehouse: Warehouse, current: number): Promise<voi
   }
 }
 
-export function toCommitted(row: {
-  model: number;
-  trained_at: string;
-  reference_at: string;
-}): CommittedModel {
+/** The newest committed model; NOT_READY when none was trained yet. */
+export async function readNewestModel(warehouse: Warehouse): Promise<CommittedModel> {
+  const [row] = await selectRows<{ model: number; trained_at: string; reference_at: string }>(
+    warehouse.client,
+    `SELECT model, toString(trained_at) AS trained_at, toString(reference_at) AS reference_at
+     FROM ${warehouse.table(RECO_MODELS.name)} ORDER BY model DESC LIMIT 1`,
+  );
+  if (!row)
+    throw new TandemError(
+      ErrorCodes.NOT_READY,
+      'no recommendation model has been trained yet: it trains when the projector starts and on its schedule, or on POST /v1/recommendations/refresh',
+    );
   return {
     model: Number(row.model),
     trainedAt: isoTime(row.trained_at),

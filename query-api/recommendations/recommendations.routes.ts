@@ -91,6 +91,10 @@ export const recommendationsRoutes: FastifyPluginAsync<RecommendationsRoutesOpti
         response: { 200: ModelRefresh },
       },
     },
-    async () => refreshModel(options.warehouse, options.settings),
+    async () => {
+      const refreshed = await refreshModel(options.warehouse, options.settings);
+      deps.model.forget();
+      return refreshed;
+    },
   );
 };

@@ -64,7 +64,7 @@ describe(checkAnalystQuery.name, () => {
     [
       'system.tables',
       'SELECT * FROM system.tables',
-      /table system\.tables is not one of the documented tables: events, orders/,
+      /table system\.tables is not one of the documented tables: events, product_interactions, orders/,
     ],
     [
       'system.one in a subquery',
