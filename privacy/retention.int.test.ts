@@ -27,24 +27,19 @@ async function streamEvents(stream: string): Promise<[string, string][]> {
   return events.map((event) => [event.type, String(event.data.occurredAt).slice(0, 10)]);
 }
 
-async function eventsByDay(): Promise<Record<string, number>> {
-  const rows = await selectRows<{ day: string; type: string; n: number }>(
+/** Rows of `table` by day and `kind` (a column), as `{ 'YYYY-MM-DD kind': rows }`. */
+async function rowsByDay(table: string, kind: string): Promise<Record<string, number>> {
+  const rows = await selectRows<{ day: string; kind: string; n: number }>(
     api.warehouse.client,
-    `SELECT toString(toDate(occurred_at)) AS day, type, count() AS n FROM tandem.events
-     GROUP BY day, type ORDER BY day, type`,
+    `SELECT toString(toDate(occurred_at)) AS day, ${kind} AS kind, count() AS n FROM tandem.${table}
+     GROUP BY day, kind ORDER BY day, kind`,
   );
-  return Object.fromEntries(rows.map((row) => [`${row.day} ${row.type}`, row.n]));
+  return Object.fromEntries(rows.map((row) => [`${row.day} ${row.kind}`, row.n]));
 }
 
-/** The same for the product interactions, which hold every event above that names a product. */
-async function interactionsByDay(): Promise<Record<string, number>> {
-  const rows = await selectRows<{ day: string; event_name: string; n: number }>(
-    api.warehouse.client,
-    `SELECT toString(toDate(occurred_at)) AS day, event_name, count() AS n FROM tandem.product_interactions
-     GROUP BY day, event_name ORDER BY day, event_name`,
-  );
-  return Object.fromEntries(rows.map((row) => [`${row.day} ${row.event_name}`, row.n]));
-}
+const eventsByDay = () => rowsByDay('events', 'type');
+/** The product interactions hold every event of `events` that names a product. */
+const interactionsByDay = () => rowsByDay('product_interactions', 'event_name');
 
 /** The log stream of an identifier's raw events. */
 const streamOf = (type: string, value: string) =>

@@ -50,13 +50,9 @@ export interface ModelRefresh extends CommittedModel {
   readonly tookMs: number;
 }
 
-/** `exp(-ln 2 · age / half-life)`, age in seconds before `ref` (never negative). */
-export function decaySql(
-  column: string,
-  halfLifeDays: string,
-  ref = "{ref:DateTime64(3, 'UTC')}",
-): string {
-  return `exp(-0.6931471805599453 * greatest(0, dateDiff('second', ${column}, ${ref})) / (86400 * ${halfLifeDays}))`;
+/** `exp(-ln 2 · age / half-life)`, age in seconds before `{ref}` (never negative); `anchorsFrom` in TypeScript. */
+export function decaySql(column: string, halfLifeDays: string): string {
+  return `exp(-0.6931471805599453 * greatest(0, dateDiff('second', ${column}, {ref:DateTime64(3, 'UTC')})) / (86400 * ${halfLifeDays}))`;
 }
 
 /** The weight of one interaction row of `events` (0 for other events). */

@@ -11,6 +11,7 @@ import type {
   RecommendationSettings,
   RecommendedItem,
 } from '../../schemas/recommendations.js';
+import { INTERACTIONS } from './reco-model.js';
 
 /** One item the profile interacted with: its decayed weight, strongest kind, and that kind's channel. */
 export interface Anchor {
@@ -21,11 +22,107 @@ export interface Anchor {
   /** Views, adds to cart and purchase lines of it, undecayed. */
   readonly interactions: number;
   /** 1 viewed, 2 carted, 3 bought. */
-  readonly kind: 1 | 2 | 3;
-  readonly channel: 'online' | 'offline';
-  readonly bought_recently: number;
+  readonly kind: Kind;
+  readonly channel: Channel;
+  /** Bought within `excludeBoughtDays`. */
+  readonly boughtRecently: boolean;
   /** Viewed or carted within `revisitDays`. */
-  readonly seen_lately: number;
+  readonly seenLately: boolean;
+}
+
+type Kind = 1 | 2 | 3;
+type Channel = 'online' | 'offline';
+
+/** One event of the profile that names products, as `product_interactions` holds it. */
+export interface Interaction {
+  readonly eventId: string;
+  readonly productIds: readonly string[];
+  readonly channel: Channel;
+  /** Epoch milliseconds. */
+  readonly at: number;
+  readonly eventName: string;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The profile's items from its interactions before `referenceAt` and since:
+ * each item's weight decayed to the model's reference time as the model's
+ * own (`decaySql`), its strongest kind and the channel of the newest of
+ * that kind, and whether it was bought or looked at lately. An event read
+ * twice (delivered twice, not yet merged away) counts once.
+ */
+export function anchorsFrom(
+  interactions: readonly Interaction[],
+  referenceAt: number,
+  settings: RecommendationSettings,
+  describe: (sku: string) => { readonly name: string; readonly category: string },
+): Anchor[] {
+  const kinds: Record<string, Kind> = {
+    [INTERACTIONS.viewed]: 1,
+    [INTERACTIONS.carted]: 2,
+    [INTERACTIONS.bought]: 3,
+  };
+  const weights = {
+    1: settings.weights.viewed,
+    2: settings.weights.carted,
+    3: settings.weights.bought,
+  };
+  const seen = new Set<string>();
+  const items = new Map<
+    string,
+    {
+      weight: number;
+      interactions: number;
+      kind: Kind;
+      channel: Channel;
+      at: number;
+      bought: number;
+      looked: number;
+    }
+  >();
+  for (const event of interactions) {
+    const kind = kinds[event.eventName];
+    if (kind === undefined || seen.has(event.eventId)) continue;
+    seen.add(event.eventId);
+    const age = Math.max(0, referenceAt - event.at) / DAY_MS;
+    const weight = weights[kind] * Math.exp((-Math.LN2 * age) / settings.halfLifeDays);
+    for (const sku of event.productIds) {
+      if (!sku) continue;
+      const item = items.get(sku);
+      if (!item) {
+        items.set(sku, {
+          weight,
+          interactions: 1,
+          kind,
+          channel: event.channel,
+          at: event.at,
+          bought: kind === 3 ? event.at : 0,
+          looked: kind < 3 ? event.at : 0,
+        });
+        continue;
+      }
+      item.weight += weight;
+      item.interactions++;
+      if (kind > item.kind || (kind === item.kind && event.at > item.at)) {
+        item.kind = kind;
+        item.channel = event.channel;
+        item.at = event.at;
+      }
+      if (kind === 3) item.bought = Math.max(item.bought, event.at);
+      else item.looked = Math.max(item.looked, event.at);
+    }
+  }
+  return [...items].map(([sku, item]) => ({
+    sku,
+    ...describe(sku),
+    weight: item.weight,
+    interactions: item.interactions,
+    kind: item.kind,
+    channel: item.channel,
+    boughtRecently: item.bought > referenceAt - settings.excludeBoughtDays * DAY_MS,
+    seenLately: item.looked > referenceAt - settings.revisitDays * DAY_MS,
+  }));
 }
 
 export interface Candidate {
@@ -89,7 +186,7 @@ export function personalItems(
     } else if (candidate.source === 'self') {
       // What they looked at or carted lately and did not buy is worth showing again (where the store sells it).
       const anchor = bySku.get(candidate.sku);
-      if (!anchor || anchor.kind === 3 || !anchor.seen_lately) continue;
+      if (!anchor || anchor.kind === 3 || !anchor.seenLately) continue;
       part = settings.revisitScore;
       why = { kind: 'revisit', anchor };
     } else continue;
@@ -118,7 +215,7 @@ export function personalItems(
 }
 
 /** "you viewed X online", "you added X to your cart online", "you bought X in store". */
-function did(kind: 1 | 2 | 3, item: string, channel: 'online' | 'offline'): string {
+function did(kind: Kind, item: string, channel: Channel): string {
   const where = channel === 'online' ? 'online' : 'in store';
   if (kind === 2) return `you added ${item} to your cart ${where}`;
   return `you ${kind === 3 ? 'bought' : 'viewed'} ${item} ${where}`;

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RECOMMENDATION_SETTINGS } from '../../schemas/recommendations.js';
-import { type Anchor, type Candidate, personalItems } from './reco-rank.js';
+import {
+  type Anchor,
+  anchorsFrom,
+  type Candidate,
+  type Interaction,
+  personalItems,
+} from './reco-rank.js';
 
 const settings = { ...DEFAULT_RECOMMENDATION_SETTINGS, similarityShare: 0.2, revisitScore: 0.02 };
 
@@ -18,8 +24,8 @@ function anchor(
     interactions,
     kind: 1,
     channel: 'online',
-    bought_recently: 0,
-    seen_lately: 0,
+    boughtRecently: false,
+    seenLately: false,
     ...more,
   };
 }
@@ -59,7 +65,7 @@ describe('personalItems', () => {
 
   it('adds similarity and a revisit, gives the revisit as the reason, and leaves out what is excluded', () => {
     const anchors = [
-      anchor('s1', 'shoes', 1, { seen_lately: 1 }),
+      anchor('s1', 'shoes', 1, { seenLately: true }),
       anchor('s3', 'shoes', 1, { kind: 3, channel: 'offline' }),
     ];
     const ranked = personalItems(
@@ -81,5 +87,61 @@ describe('personalItems', () => {
       ['b1', 0.05, 'similar_to_bought'],
     ]);
     expect(ranked[1]?.reason.text).toBe('because you bought name of s3 in store');
+  });
+});
+
+describe('anchorsFrom', () => {
+  const day = 86_400_000;
+  const reference = Date.parse('2026-04-01T00:00:00Z');
+  const event = (
+    eventId: string,
+    eventName: string,
+    productIds: string[],
+    daysBefore: number,
+    channel: Interaction['channel'] = 'online',
+  ): Interaction => ({ eventId, eventName, productIds, channel, at: reference - daysBefore * day });
+  const describeSku = (sku: string) => ({ name: `name of ${sku}`, category: 'shoes' });
+
+  it('adds up each item: decayed weights, its strongest kind and where, what was bought or looked at lately', () => {
+    const anchors = anchorsFrom(
+      [
+        event('e1', 'Product Viewed', ['s1'], 30),
+        event('e2', 'Product Added', ['s1'], 0),
+        // Delivered twice: counted once.
+        event('e2', 'Product Added', ['s1'], 0),
+        event('e3', 'Order Completed', ['s1', 's2'], 40, 'offline'),
+        event('e4', 'Order Completed', ['s2'], 2, 'offline'),
+        event('e5', 'Checkout Started', ['s2'], 1),
+        event('e6', 'Product Viewed', [''], 1),
+      ],
+      reference,
+      { ...settings, halfLifeDays: 30, excludeBoughtDays: 30, revisitDays: 14 },
+      describeSku,
+    );
+    expect(anchors).toEqual([
+      {
+        sku: 's1',
+        name: 'name of s1',
+        category: 'shoes',
+        // A view 30 days back (one half-life: 1 × 0.5), an add to cart now (3), a purchase 40 days back.
+        weight: expect.closeTo(0.5 + 3 + 5 * 2 ** (-40 / 30), 9),
+        interactions: 3,
+        kind: 3,
+        channel: 'offline',
+        boughtRecently: false,
+        seenLately: true,
+      },
+      {
+        sku: 's2',
+        name: 'name of s2',
+        category: 'shoes',
+        weight: expect.closeTo(5 * 2 ** (-40 / 30) + 5 * 2 ** (-2 / 30), 9),
+        interactions: 2,
+        kind: 3,
+        channel: 'offline',
+        boughtRecently: true,
+        seenLately: false,
+      },
+    ]);
   });
 });

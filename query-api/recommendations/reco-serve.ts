@@ -28,8 +28,15 @@ import {
   neighbourCache,
   newestModelCache,
 } from './reco-catalog.js';
-import { type CommittedModel, decaySql, INTERACTIONS, interactionWeightSql } from './reco-model.js';
-import { type Anchor, type Candidate, fill, personalItems } from './reco-rank.js';
+import { type CommittedModel, INTERACTIONS } from './reco-model.js';
+import {
+  type Anchor,
+  anchorsFrom,
+  type Candidate,
+  fill,
+  type Interaction,
+  personalItems,
+} from './reco-rank.js';
 
 export interface ServeDeps {
   readonly warehouse: Warehouse;
@@ -60,13 +67,14 @@ export interface ProfileRequest {
   readonly context: RecommendationContext;
 }
 
-/** What one query reads about the profile; anchors without name and category, which the catalogue has. */
+/** What one query reads about the profile. */
 interface Subject {
   readonly status: string;
   readonly merged_into: string;
   readonly personalize: number;
   readonly preferred_store: string;
-  readonly anchors: readonly Omit<Anchor, 'name' | 'category'>[];
+  /** Its events that name a product in the model's window and since: none without consent. */
+  readonly interactions: readonly (Omit<Interaction, 'at'> & { readonly at: string })[];
 }
 
 /** Recommendations for a profile: personalised when it consents, popularity otherwise. */
@@ -82,13 +90,13 @@ export async function recommendForProfile(
     (request.context === 'in_store' && subject.personalize > 0
       ? parseTrait(subject.preferred_store)
       : undefined);
-  const anchors = subject.anchors.map((row) => ({
-    ...row,
-    weight: Number(row.weight),
-    interactions: Number(row.interactions),
-    ...describe(catalog, row.sku),
-  }));
-  const exclude = new Set(anchors.filter((a) => a.bought_recently > 0).map((a) => a.sku));
+  const anchors = anchorsFrom(
+    subject.interactions.map((row) => ({ ...row, at: Number(row.at) })),
+    Date.parse(model.referenceAt),
+    deps.settings,
+    (sku) => describe(catalog, sku),
+  );
+  const exclude = new Set(anchors.filter((a) => a.boughtRecently).map((a) => a.sku));
   const candidates = await candidatesFor(deps, catalog, model, store, {
     anchors,
     // Enough of each category's list to fill the answer from one category, past what is left out.
@@ -153,8 +161,11 @@ async function resolveSubject(
  * identifiers are taken as they are now (a split or an erasure may have
  * moved or removed some), and their events from `product_interactions`,
  * ordered by identifier (from `events`, ordered by time, the same read took
- * 28 ms instead of 16 on 2M events). The consent is a constant by the time
- * the events are read, so for a profile without it they are not read at all.
+ * 28 ms instead of 16 on 2M events). They come back as they are, a few dozen
+ * rows, and `anchorsFrom` adds them up: aggregating them in the query cost
+ * 7 ms more, in the stages a query runs through. The consent is a constant
+ * by the time the events are read, so for a profile without it they are not
+ * read at all.
  */
 async function readSubject(
   deps: ServeDeps,
@@ -173,48 +184,23 @@ async function readSubject(
     `WITH (SELECT argMax(granted, seq) FROM ${t('consents')}
            WHERE profile_id = {id:String} AND purpose = 'personalization') AS consenting
      SELECT status, merged_into, consenting AS personalize, ${preferredStore} AS preferred_store,
-       (SELECT groupArray(CAST((sku, weight, interactions, kind, channel, bought_recently, seen_lately),
-                               'Tuple(sku String, weight Float64, interactions UInt64, kind UInt8, channel String, bought_recently UInt8, seen_lately UInt8)'))
-        FROM (
-          SELECT sku, sum(w) AS weight, count() AS interactions, max(k) AS kind,
-                 argMax(ch, (k, at)) AS channel,
-                 maxIf(at, k = 3) > {ref:DateTime64(3, 'UTC')} - INTERVAL {excludeBoughtDays:UInt32} DAY AS bought_recently,
-                 maxIf(at, k < 3) > {ref:DateTime64(3, 'UTC')} - INTERVAL {revisitDays:UInt32} DAY AS seen_lately
-          FROM (
-            SELECT arrayJoin(product_ids) AS sku, channel AS ch, occurred_at AS at,
-                   ${interactionWeightSql()} * ${decaySql('occurred_at', '{halfLifeDays:Float64}')} AS w,
-                   multiIf(event_name = '${INTERACTIONS.bought}', 3, event_name = '${INTERACTIONS.carted}', 2, 1) AS k
-            FROM (
-              SELECT event_id, product_ids, channel, occurred_at, event_name
-              FROM ${t(PRODUCT_INTERACTIONS.name)}
-              WHERE consenting
-                AND identifier_hash IN (
-                  SELECT identifier_hash FROM ${t('identity')}
-                  WHERE identifier_hash IN (SELECT identifier_hash FROM ${t('identity')} WHERE profile_id = {id:String})
-                  GROUP BY identifier_hash
-                  HAVING argMax(profile_id, seq) = {id:String} AND NOT argMax(is_deleted, seq))
-                AND event_name IN ('${Object.values(INTERACTIONS).join("', '")}')
-                AND occurred_at > {ref:DateTime64(3, 'UTC')} - INTERVAL {windowDays:UInt32} DAY
-              LIMIT 1 BY event_id
-            )
-          )
-          WHERE sku != ''
-          GROUP BY sku
-        )) AS anchors
+       (SELECT groupArray(CAST((toString(event_id), product_ids, channel, toUnixTimestamp64Milli(occurred_at), event_name),
+                               'Tuple(eventId String, productIds Array(String), channel String, at Int64, eventName String)'))
+        FROM ${t(PRODUCT_INTERACTIONS.name)}
+        WHERE consenting
+          AND identifier_hash IN (
+            SELECT identifier_hash FROM ${t('identity')}
+            WHERE identifier_hash IN (SELECT identifier_hash FROM ${t('identity')} WHERE profile_id = {id:String})
+            GROUP BY identifier_hash
+            HAVING argMax(profile_id, seq) = {id:String} AND NOT argMax(is_deleted, seq))
+          AND event_name IN ('${Object.values(INTERACTIONS).join("', '")}')
+          AND occurred_at > {ref:DateTime64(3, 'UTC')} - INTERVAL {windowDays:UInt32} DAY) AS interactions
      FROM ${t('profiles')}
      WHERE profile_id = {id:String}
      ORDER BY seq DESC
      LIMIT 1
      SETTINGS final = 0`,
-    {
-      id: profileId,
-      ref: clickhouseTime(model.referenceAt),
-      excludeBoughtDays: settings.excludeBoughtDays,
-      revisitDays: settings.revisitDays,
-      halfLifeDays: settings.halfLifeDays,
-      windowDays: settings.windowDays,
-      ...settings.weights,
-    },
+    { id: profileId, ref: clickhouseTime(model.referenceAt), windowDays: settings.windowDays },
   );
   return row;
 }
