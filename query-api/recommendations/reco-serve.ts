@@ -71,7 +71,8 @@ export interface ProfileRequest {
 interface Subject {
   readonly status: string;
   readonly merged_into: string;
-  readonly personalize: number;
+  /** Consents to personalization now (false when it never said). */
+  readonly personalize: boolean;
   readonly preferred_store: string;
   /** Its events that name a product in the model's window and since: none without consent. */
   readonly interactions: readonly (Omit<Interaction, 'at'> & { readonly at: string })[];
@@ -87,7 +88,7 @@ export async function recommendForProfile(
   const { profileId, subject } = await resolveSubject(deps, request, model);
   const store =
     request.store ??
-    (request.context === 'in_store' && subject.personalize > 0
+    (request.context === 'in_store' && subject.personalize
       ? parseTrait(subject.preferred_store)
       : undefined);
   const anchors = anchorsFrom(

@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aBatch, aShopper } from '../../fixtures/builders.js';
+import { PosReceipt } from '../../schemas/pos.js';
 import { DEFAULT_RECOMMENDATION_SETTINGS } from '../../schemas/recommendations.js';
 import type { SegmentCall } from '../../schemas/segment.js';
 import { selectRows } from '../../warehouse/select.js';
@@ -166,6 +167,43 @@ describe('recommendations', () => {
     await send([stating(gia.on('phone').views(anchor, '2026-01-30T11:00:00Z'), true)]);
     await api.project();
     expect((await recommend(giaId)).personalized).toBe(true);
+  });
+
+  it('in store without a store, filters by the preferred store of a consenting profile only', async () => {
+    const [store] = await selectRows<{ store_id: string }>(
+      api.warehouse.client,
+      'SELECT store_id FROM tandem.stores ORDER BY store_id LIMIT 1 OFFSET 1',
+    );
+    const storeId = store?.store_id as string;
+    const rae = aShopper('reco-rae').withMemberCard().build();
+    const sid = aShopper('reco-sid').withMemberCard().build();
+    const visit = (shopper: typeof rae, day: string, consent?: Record<string, boolean>) =>
+      PosReceipt.parse(
+        shopper.buysInStore({
+          store: storeId,
+          at: `2026-01-${day}T10:00:00Z`,
+          skus: [anchor],
+          showsMemberCard: true,
+          ...(consent ? { consent } : {}),
+        }),
+      );
+    await api.sample.ingestor.receipts(
+      [visit(rae, '10', { personalization: true }), visit(rae, '12'), visit(sid, '10')],
+      Date.parse('2026-01-31T00:00:00Z'),
+      'till',
+    );
+    await api.project();
+    const consenting = await recommend(
+      await profileOf('member_id:M-reco-rae'),
+      '?context=in_store',
+    );
+    expect(consenting.store).toBe(storeId);
+    const sells = await storeCategories(storeId);
+    for (const item of consenting.items) expect(sells).toContain(item.category);
+    // Without consent, its visits do not choose the store: the answer any shopper gets.
+    const other = await recommend(await profileOf('member_id:M-reco-sid'), '?context=in_store');
+    expect(other.store).toBeNull();
+    expect(other.personalized).toBe(false);
   });
 
   it('leaves out what the profile bought recently, and offers what it viewed and did not buy', async () => {
