@@ -20,7 +20,8 @@ import type { EventData, RecordedEvent } from '../eventstore/event-store.js';
 import { openProjector } from '../projections/projector.js';
 import { projectEvent, type Row } from '../projections/rows.js';
 import { migrate } from '../warehouse/migrations.js';
-import { openWarehouse, type Warehouse } from '../warehouse/warehouse.js';
+import { columnNames, projectedTable } from '../warehouse/tables.js';
+import { EncodedRows, openWarehouse, type Warehouse } from '../warehouse/warehouse.js';
 import { timed, withResolvedFixtures } from './fixture-log.js';
 import { type BenchOptions, formatBenchReport, formatRate, median } from './report.js';
 
@@ -112,12 +113,10 @@ async function insertRaw(
             Math.floor((i * list.length) / batches),
             Math.floor(((i + 1) * list.length) / batches),
           );
-          if (slice.length > 0)
-            await raw.client.insert({
-              table: raw.table(table),
-              values: slice,
-              format: 'JSONEachRow',
-            });
+          if (slice.length === 0) return;
+          const encoded = new EncodedRows(raw.table(table), columnNames(projectedTable(table)));
+          for (const row of slice) encoded.add(row);
+          await raw.writer.insert(encoded);
         }),
       );
     }

@@ -1,13 +1,12 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ClickHouseClient } from '@clickhouse/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { aBatch, aShopper } from '../fixtures/builders.js';
 import { openSampleLog, type SampleLog } from '../ingest/testing/sample-log.js';
 import { DEFAULT_IDENTITY_RULES } from '../schemas/identity.js';
 import { migrate } from '../warehouse/migrations.js';
 import { CHECKPOINTS } from '../warehouse/tables.js';
-import { openWarehouse, type Warehouse } from '../warehouse/warehouse.js';
+import { openWarehouse, type Warehouse, type WarehouseWriter } from '../warehouse/warehouse.js';
 import { openProjector } from './projector.js';
 
 /**
@@ -33,16 +32,16 @@ afterAll(async () => {
 it('merges the batches that come due while a slow write is in flight, and never exceeds the batch size', async () => {
   /** The events count of each checkpoint written, in order. */
   const checkpoints: number[] = [];
-  const client = warehouse.writer;
-  const slow = {
-    query: client.query.bind(client),
-    insert: async (params: Parameters<ClickHouseClient['insert']>[0]) => {
+  const slow: WarehouseWriter = {
+    async insert(rows) {
       await sleep(40);
-      if (params.table === warehouse.table(CHECKPOINTS.name))
-        checkpoints.push(Number((params.values as { events: number }[])[0]?.events));
-      return client.insert(params);
+      if (rows.table === warehouse.table(CHECKPOINTS.name)) {
+        const [line] = rows.lines;
+        checkpoints.push(Number(JSON.parse(line ?? '[]')[rows.columns.indexOf('events')]));
+      }
+      return warehouse.writer.insert(rows);
     },
-  } as unknown as ClickHouseClient;
+  };
   const batchEvents = 25;
   const projector = await openProjector({
     eventStore: sample.eventStore,

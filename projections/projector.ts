@@ -31,9 +31,9 @@ import {
   type RetentionPolicy,
   retentionCutoffs,
 } from '../schemas/retention.js';
-import { CHECKPOINTS } from '../warehouse/tables.js';
-import { clickhouseTime, type Warehouse } from '../warehouse/warehouse.js';
-import { projectEvent, type Row, type RowContext } from './rows.js';
+import { CHECKPOINTS, columnNames, projectedTable } from '../warehouse/tables.js';
+import { clickhouseTime, EncodedRows, type Warehouse } from '../warehouse/warehouse.js';
+import { projectEvent, type Row, type RowContext, type RowSink } from './rows.js';
 
 export interface ProjectorOptions {
   readonly eventStore: EventStore;
@@ -114,31 +114,33 @@ export async function writeCheckpoint(
   position: Position,
   events: number,
 ): Promise<void> {
-  await warehouse.writer.insert({
-    table: warehouse.table(CHECKPOINTS.name),
-    values: [
-      {
-        projector: name,
-        commit: position.commit.toString(),
-        prepare: position.prepare.toString(),
-        events,
-        updated_at: microsecondsNow(),
-      },
-    ],
-    format: 'JSONEachRow',
+  const rows = new EncodedRows(warehouse.table(CHECKPOINTS.name), columnNames(CHECKPOINTS));
+  rows.add({
+    projector: name,
+    commit: position.commit.toString(),
+    prepare: position.prepare.toString(),
+    events,
+    updated_at: microsecondsNow(),
   });
+  await warehouse.writer.insert(rows);
 }
 
-class Batch {
-  readonly rows = new Map<string, Row[]>();
+/** The rows of a run of events, by table, encoded as they come (see `EncodedRows`). */
+class Batch implements RowSink {
+  readonly rows = new Map<string, EncodedRows>();
   events = 0;
   rowCount = 0;
   first: RecordedEvent | undefined;
   last: RecordedEvent | undefined;
+  /** @param target the qualified name a projected table's rows go to */
+  constructor(private readonly target: (table: string) => string) {}
   add(table: string, row: Row): void {
-    const rows = this.rows.get(table);
-    if (rows) rows.push(row);
-    else this.rows.set(table, [row]);
+    let rows = this.rows.get(table);
+    if (!rows) {
+      rows = new EncodedRows(this.target(table), columnNames(projectedTable(table)));
+      this.rows.set(table, rows);
+    }
+    rows.add(row);
     this.rowCount++;
   }
 }
@@ -148,7 +150,8 @@ class WarehouseProjector implements Projector {
   private cutoffs: { at: number; by: RetentionCutoffs } | undefined;
   private readonly batchEvents: number;
   private readonly flushMs: number;
-  private batch = new Batch();
+  private batch: Batch;
+  private readonly target: (table: string) => string;
   /** The write in flight, if any; it ends with `failure` set rather than rejecting. */
   private writing: Promise<void> | undefined;
   /** The filling batch's time ran out during a write: it goes out when that write ends. */
@@ -170,6 +173,9 @@ class WarehouseProjector implements Projector {
     checkpoint: { position: Position; events: number } | undefined,
   ) {
     this.context = { priority: options.priority };
+    const { warehouse, tableNames } = options;
+    this.target = (table) => warehouse.table(tableNames?.[table] ?? table);
+    this.batch = new Batch(this.target);
     this.batchEvents = options.batchEvents ?? 20_000;
     this.flushMs = options.flushMs ?? 500;
     this.read = checkpoint?.position;
@@ -264,7 +270,7 @@ class WarehouseProjector implements Projector {
       return;
     }
     this.due = false;
-    this.batch = new Batch();
+    this.batch = new Batch(this.target);
     this.inFlight = batch;
     this.writing = this.write(batch)
       .catch((error: unknown) => {
@@ -284,16 +290,8 @@ class WarehouseProjector implements Projector {
 
   private async write(batch: Batch): Promise<void> {
     if (this.failure) return;
-    const { warehouse, tableNames } = this.options;
-    await Promise.all(
-      [...batch.rows].map(([table, values]) =>
-        warehouse.writer.insert({
-          table: warehouse.table(tableNames?.[table] ?? table),
-          values,
-          format: 'JSONEachRow',
-        }),
-      ),
-    );
+    const { warehouse } = this.options;
+    await Promise.all([...batch.rows.values()].map((rows) => warehouse.writer.insert(rows)));
     const last = batch.last as RecordedEvent;
     this.totalEvents += batch.events;
     await writeCheckpoint(warehouse, this.options.name, last.position, this.totalEvents);

@@ -23,9 +23,9 @@ import {
   type IdentityEvent,
   PROFILE_STREAM_PREFIX,
 } from '../schemas/identity.js';
-import { clickhouseTime } from '../warehouse/warehouse.js';
+import { clickhouseTime, type Row } from '../warehouse/warehouse.js';
 
-export type Row = Record<string, unknown>;
+export type { Row };
 
 /** Collects rows by table (the spec's table name). */
 export interface RowSink {

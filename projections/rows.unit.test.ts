@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../eventstore/event-store.js';
 import { CatalogEventTypes, CatalogStreams } from '../schemas/catalog.js';
 import { IdentityEventTypes as E } from '../schemas/identity.js';
+import { columnNames, projectedTable } from '../warehouse/tables.js';
 import { projectEvent, type Row, strongestIdentifier } from './rows.js';
 
 const priority = ['user_id', 'member_id', 'email', 'phone', 'payment_token', 'anonymous_id'];
@@ -20,6 +21,7 @@ function recorded(stream: string, type: string, data: Record<string, unknown>, c
   } as unknown as RecordedEvent;
 }
 
+/** The rows `event` becomes, by table; each row's fields must be columns of its table (others are not written). */
 function rowsOf(event: RecordedEvent): Map<string, Row[]> {
   const out = new Map<string, Row[]>();
   projectEvent(
@@ -27,6 +29,7 @@ function rowsOf(event: RecordedEvent): Map<string, Row[]> {
     { priority },
     {
       add(table, row) {
+        expect(columnNames(projectedTable(table))).toEqual(expect.arrayContaining(Object.keys(row)));
         out.set(table, [...(out.get(table) ?? []), row]);
       },
     },

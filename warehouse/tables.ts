@@ -427,6 +427,24 @@ export const CHECKPOINTS: TableSpec = {
   orderBy: 'projector',
 };
 
+/** The projected table `name`'s spec; throws for a name that is not one. */
+export function projectedTable(name: string): TableSpec {
+  const spec = PROJECTED_TABLES.find((table) => table.name === name);
+  if (!spec) throw new Error(`${name} is not a projected table`);
+  return spec;
+}
+
+const columnNamesBySpec = new WeakMap<TableSpec, readonly string[]>();
+/** The names of `spec`'s columns, in its order (computed once per spec). */
+export function columnNames(spec: TableSpec): readonly string[] {
+  let names = columnNamesBySpec.get(spec);
+  if (!names) {
+    names = spec.columns.map((column) => column.name);
+    columnNamesBySpec.set(spec, names);
+  }
+  return names;
+}
+
 /** What a cluster changes in the DDL: `ON CLUSTER` and replicated engines. */
 export interface DdlOptions {
   readonly database: string;

@@ -10,8 +10,9 @@
  *
  * Everything above this file uses the same `ClickHouseClient` and the same
  * SQL on both. Three clients are opened: `client` for the API, segments and
- * recommendations (reads and writes); `writer` for the projector's inserts;
- * and `analyst`, read-only from its first query, for the SQL endpoint. chDB
+ * recommendations (reads and writes); `writer` for the projector's inserts
+ * (rows, not a client: see `WarehouseWriter`); and `analyst`, read-only from
+ * its first query, for the SQL endpoint. chDB
  * keeps the settings a query passes on its connection, so the analyst never
  * shares one; settings every query needs are set per client. A chDB
  * connection runs one query at a time, so the projector has its own: under
@@ -29,7 +30,9 @@ import {
   type ClickHouseSettings,
   createClient,
 } from '@clickhouse/client';
-import { createChdbConnection } from 'chdb/connection';
+import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { type ChdbConnection, createChdbConnection } from 'chdb/connection';
 
 export type WarehouseTarget =
   | { readonly kind: 'chdb'; readonly path: string }
@@ -71,8 +74,8 @@ export interface Warehouse {
   readonly cluster: string | undefined;
   /** Reads and writes: segments, recommendations, privacy, the API. */
   readonly client: ClickHouseClient;
-  /** The projector's inserts: its own connection on chDB, `client` on a server. */
-  readonly writer: ClickHouseClient;
+  /** The projector's inserts: its own connection on chDB, `client`'s on a server. */
+  readonly writer: WarehouseWriter;
   /** Read-only (`readonly = 1` from its first query), limited, in `database`: analysts' SQL. */
   readonly analyst: ClickHouseClient;
   /** The limits the `analyst` client runs with. */
@@ -81,6 +84,63 @@ export interface Warehouse {
   table(name: string): string;
   close(): Promise<void>;
 }
+
+/** A row to insert: column name → value (a missing or undefined value takes the column's default). */
+export type Row = Readonly<Record<string, unknown>>;
+
+/**
+ * Rows of one table, encoded as they are added: one `JSONCompactEachRow`
+ * line (a JSON array in `columns` order) each. A batch of them holds flat
+ * strings rather than object graphs, which the garbage collector would copy
+ * at every young-generation collection until the batch is written (that
+ * copying was 29% of the projector's time).
+ */
+export class EncodedRows {
+  readonly lines: string[] = [];
+  /**
+   * @param table the qualified name rows go to (`tandem.events`)
+   * @param columns its columns, in the order of each line's values
+   */
+  constructor(
+    readonly table: string,
+    readonly columns: readonly string[],
+  ) {}
+
+  /** Adds `row`; a missing or undefined value takes the column's default, a key not among `columns` is left out. */
+  add(row: Row): void {
+    this.lines.push(JSON.stringify(this.columns.map((column) => row[column] ?? null)));
+  }
+
+  get length(): number {
+    return this.lines.length;
+  }
+}
+
+/**
+ * Bulk inserts, as fast as the target takes them. On chDB the payload is
+ * handed over as bytes beside the SQL, where the client's `insert` would
+ * build one string of both for chDB to parse again; with the compact format,
+ * measured on the projector's rows, an insert of 1.1M rows went from 13.5 s
+ * to 8.1 s.
+ */
+export interface WarehouseWriter {
+  /** Inserts `rows` into their table in one insert. */
+  insert(rows: EncodedRows): Promise<void>;
+}
+
+/**
+ * Settings of the writer's inserts:
+ * - `optimize_on_insert = 0`: ReplacingMergeTree would otherwise sort and
+ *   collapse each insert's rows by key before writing them, work that reads
+ *   with `final` and ClickHouse's merges do anyway (15% of the `events`
+ *   insert, measured on chDB);
+ * - `input_format_null_as_default`: a `null` (a value the row did not have)
+ *   takes the column's default, as a missing key does in `JSONEachRow`.
+ */
+export const INSERT_SETTINGS = {
+  optimize_on_insert: 0,
+  input_format_null_as_default: 1,
+} as const;
 
 /**
  * Settings every Tandem query runs with:
@@ -120,8 +180,7 @@ export function isoTime(text: string): string {
 export async function openWarehouse(options: WarehouseOptions): Promise<Warehouse> {
   const { database, cluster, target } = options;
   const analystLimits = { ...DEFAULT_ANALYST_LIMITS, ...options.analystLimits };
-  const client = connect(target, QUERY_SETTINGS);
-  const writer = target.kind === 'chdb' ? connect(target, QUERY_SETTINGS) : client;
+  const { client, writer, closeWriter } = openWriter(target);
   const analyst = connect(
     target,
     {
@@ -141,7 +200,7 @@ export async function openWarehouse(options: WarehouseOptions): Promise<Warehous
       await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteName(database)}` });
       await analyst.command({ query: `USE ${quoteName(database)}` });
     } catch (error) {
-      await Promise.allSettled([analyst.close(), writer.close(), client.close()]);
+      await Promise.allSettled([analyst.close(), closeWriter(), client.close()]);
       throw error;
     }
   }
@@ -155,7 +214,7 @@ export async function openWarehouse(options: WarehouseOptions): Promise<Warehous
     analystLimits,
     table: (name) => `${database}.${name}`,
     async close() {
-      await Promise.all([analyst.close(), ...(writer === client ? [] : [writer.close()])]);
+      await Promise.all([analyst.close(), closeWriter()]);
       await client.close();
     },
   };
@@ -176,6 +235,59 @@ function limitSettings(limits: AnalystLimits): ClickHouseSettings {
 
 const quoteName = (name: string) => `\`${name.replaceAll('\\', '\\\\').replaceAll('`', '\\`')}\``;
 
+/**
+ * The API's client and the projector's writer. On a server the writer
+ * inserts through the client (HTTP connections are pooled). On chDB it has
+ * its own connection, which runs one query at a time: reads queued in front
+ * of the projector's inserts once let the warehouse fall minutes behind.
+ */
+function openWriter(target: WarehouseTarget): {
+  client: ClickHouseClient;
+  writer: WarehouseWriter;
+  closeWriter: () => Promise<void>;
+} {
+  if (target.kind === 'server') {
+    const client = connect(target, QUERY_SETTINGS);
+    return {
+      client,
+      writer: {
+        async insert(rows) {
+          if (rows.length === 0) return;
+          // `exec` sends the stream as the body of the INSERT, as it is.
+          const result = await client.exec({
+            query: `INSERT INTO ${rows.table} (${rows.columns.join(', ')}) FORMAT JSONCompactEachRow`,
+            values: Readable.from([rows.lines.join('\n')]),
+            clickhouse_settings: INSERT_SETTINGS,
+          });
+          result.stream.resume();
+          await finished(result.stream);
+        },
+      },
+      closeWriter: async () => undefined,
+    };
+  }
+  const connection = chdbConnection(target);
+  return {
+    client: connect(target, QUERY_SETTINGS),
+    writer: {
+      async insert(rows) {
+        if (rows.length === 0) return;
+        const values = Buffer.from(rows.lines.join('\n'));
+        await connection.run(() =>
+          connection.native.chdb.rawInsert({
+            table: rows.table,
+            columns: rows.columns,
+            values,
+            format: 'JSONCompactEachRow',
+            settings: INSERT_SETTINGS,
+          }),
+        );
+      },
+    },
+    closeWriter: () => connection.close(),
+  };
+}
+
 /** A client on `target`; `database`, when given, is the default database of its queries on a server. */
 function connect(
   target: WarehouseTarget,
@@ -191,16 +303,31 @@ function connect(
       application: 'tandem',
     });
   }
-  // chdb/connection implements @clickhouse/client-common's Connection, which
-  // @clickhouse/client bundles as its own copy: the same shape, two declarations.
-  const connection = createChdbConnection({ path: target.path }) as unknown as Connection;
   return createClient({
-    connection: drainingAfterFailures(connection),
+    connection: chdbConnection(target).connection,
     clickhouse_settings: settings,
   });
 }
 
 type Connection = NonNullable<ClickHouseClientConfigOptions['connection']>;
+
+/** A chDB connection (one session), with its queries run one at a time (see `drainingAfterFailures`). */
+interface QueuedChdbConnection {
+  /** The connection as `@clickhouse/client` takes it: every call queued. */
+  readonly connection: Connection;
+  /** The connection itself, for chDB's own calls (`chdb.rawInsert`); run them through `run`. */
+  readonly native: ChdbConnection;
+  /** Runs `call` when the session is free, and drains its leftovers when it fails. */
+  run<T>(call: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+function chdbConnection(target: { readonly path: string }): QueuedChdbConnection {
+  const native = createChdbConnection({ path: target.path });
+  // chdb/connection implements @clickhouse/client-common's Connection, which
+  // @clickhouse/client bundles as its own copy: the same shape, two declarations.
+  return drainingAfterFailures(native, native as unknown as Connection);
+}
 
 /**
  * chDB keeps what a failed query had already written (a JSON header, the
@@ -210,7 +337,10 @@ type Connection = NonNullable<ClickHouseClientConfigOptions['connection']>;
  * throw-away `SELECT 1` that takes the leftover, before any other query runs;
  * the queue costs nothing, since a chDB session runs one query at a time.
  */
-function drainingAfterFailures(connection: Connection): Connection {
+function drainingAfterFailures(
+  native: ChdbConnection,
+  connection: Connection,
+): QueuedChdbConnection {
   let tail: Promise<unknown> = Promise.resolve();
   const oneAtATime = <T>(run: () => Promise<T>): Promise<T> => {
     const result = tail.then(async () => {
@@ -225,11 +355,16 @@ function drainingAfterFailures(connection: Connection): Connection {
     return result;
   };
   return {
-    query: (params) => oneAtATime(() => connection.query(params)),
-    exec: (params) => oneAtATime(() => connection.exec(params)),
-    command: (params) => oneAtATime(() => connection.command(params)),
-    insert: (params) => oneAtATime(() => connection.insert(params)),
-    ping: (params) => connection.ping(params),
+    connection: {
+      query: (params) => oneAtATime(() => connection.query(params)),
+      exec: (params) => oneAtATime(() => connection.exec(params)),
+      command: (params) => oneAtATime(() => connection.command(params)),
+      insert: (params) => oneAtATime(() => connection.insert(params)),
+      ping: (params) => connection.ping(params),
+      close: () => connection.close(),
+    },
+    native,
+    run: oneAtATime,
     close: () => connection.close(),
   };
 }
