@@ -29,7 +29,9 @@ function rowsOf(event: RecordedEvent): Map<string, Row[]> {
     { priority },
     {
       add(table, row) {
-        expect(columnNames(projectedTable(table))).toEqual(expect.arrayContaining(Object.keys(row)));
+        expect(columnNames(projectedTable(table))).toEqual(
+          expect.arrayContaining(Object.keys(row)),
+        );
         out.set(table, [...(out.get(table) ?? []), row]);
       },
     },

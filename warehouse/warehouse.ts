@@ -24,14 +24,15 @@
  * creation: once `readonly = 1` holds, no query can change a setting, so an
  * analyst cannot lift them with a `SETTINGS` clause either.
  */
+
+import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import {
   type ClickHouseClient,
   type ClickHouseClientConfigOptions,
   type ClickHouseSettings,
   createClient,
 } from '@clickhouse/client';
-import { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import { type ChdbConnection, createChdbConnection } from 'chdb/connection';
 
 export type WarehouseTarget =
