@@ -4,7 +4,15 @@
  * it; folding the events read back from the log gives the same graph.
  */
 import { IdentityEventTypes as E, type IdentityEvent } from '../schemas/identity.js';
-import { FORGOTTEN, type GraphState, NEVER_LINK, profileIndexOf, SHARED } from './graph.state.js';
+import {
+  exactly,
+  FORGOTTEN,
+  type GraphState,
+  linksWithout,
+  NEVER_LINK,
+  profileIndexOf,
+  SHARED,
+} from './graph.state.js';
 
 /** Applies one decision to the graph's state. */
 export function evolve(state: GraphState, event: IdentityEvent): void {
@@ -14,8 +22,10 @@ export function evolve(state: GraphState, event: IdentityEvent): void {
       const profile = state.ensureProfile(profileIndexOf(event.profileId));
       if ((state.members[profile] as number[]).length > 0) return; // a split already placed them
       const nodes = event.identifiers.map((identifier) => state.node(identifier));
-      const links = state.links[profile] as number[];
-      for (const node of nodes.slice(1)) links.push(nodes[0] as number, node);
+      state.addLinks(
+        profile,
+        nodes.slice(1).flatMap((node) => [nodes[0] as number, node]),
+      );
       state.place(profile, nodes);
       return;
     }
@@ -25,9 +35,10 @@ export function evolve(state: GraphState, event: IdentityEvent): void {
       // so they stay together if `via` (a device) later turns out to be shared.
       const via = state.node(event.via);
       const nodes = event.identifiers.map((identifier) => state.node(identifier));
-      const links = state.links[profile] as number[];
-      for (const [i, node] of nodes.entries())
-        links.push(i === 0 ? via : (nodes[0] as number), node);
+      state.addLinks(
+        profile,
+        nodes.flatMap((node, i) => [i === 0 ? via : (nodes[0] as number), node]),
+      );
       state.place(profile, nodes);
       return;
     }
@@ -35,9 +46,11 @@ export function evolve(state: GraphState, event: IdentityEvent): void {
       const survivor = profileIndexOf(event.profileId);
       const absorbed = profileIndexOf(event.absorbed);
       const moving = state.members[absorbed] ?? [];
-      const links = state.links[survivor] as number[];
-      links.push(state.node(event.bridge[0]), state.node(event.bridge[1]));
-      for (const link of state.links[absorbed] ?? []) links.push(link);
+      state.addLinks(survivor, [
+        state.node(event.bridge[0]),
+        state.node(event.bridge[1]),
+        ...(state.links[absorbed] ?? []),
+      ]);
       state.members[absorbed] = undefined;
       state.links[absorbed] = undefined;
       state.consent[absorbed] = undefined;
@@ -81,17 +94,13 @@ export function evolve(state: GraphState, event: IdentityEvent): void {
         const nodes = part.identifiers.map((identifier) => state.node(identifier));
         const inPart = new Set(nodes);
         const links = state.links[profile] as number[];
-        const kept: number[] = [];
-        const moved = state.links[target] as number[];
-        for (let i = 0; i < links.length; i += 2) {
-          const x = links[i] as number;
-          const y = links[i + 1] as number;
-          if (inPart.has(x) && inPart.has(y)) moved.push(x, y);
-          else if (!inPart.has(x) && !inPart.has(y)) kept.push(x, y);
-        }
-        state.links[profile] = kept;
-        state.members[profile] = (state.members[profile] as number[]).filter(
-          (node) => !inPart.has(node),
+        state.addLinks(
+          target,
+          linksWithout(links, (node) => !inPart.has(node)),
+        );
+        state.links[profile] = linksWithout(links, (node) => inPart.has(node));
+        state.members[profile] = exactly(
+          (state.members[profile] as number[]).filter((node) => !inPart.has(node)),
         );
         state.place(target, nodes);
       }

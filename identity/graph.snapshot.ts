@@ -88,7 +88,10 @@ export function loadSnapshot(state: GraphState, snapshot: GraphSnapshot): void {
   for (const [profile, traits] of snapshot.traits) state.traits[profile] = traits;
   append(state.seen, snapshot.seen);
   state.storeVisits.length = state.members.length;
-  for (const [profile, visits] of snapshot.storeVisits) state.storeVisits[profile] = visits;
+  for (const [profile, visits] of snapshot.storeVisits)
+    state.storeVisits[profile] = visits.map((value) =>
+      typeof value === 'string' ? state.storeName(value) : value,
+    );
   for (const refusal of snapshot.refusals) state.refusals.add(refusal);
 }
 

@@ -84,6 +84,8 @@ export class GraphState {
   readonly seen: number[] = [];
   /** Per profile, visits by store as a flat `[store, count, store, count…]` (a Map each cost 4× more). */
   readonly storeVisits: (StoreVisits | undefined)[] = [];
+  /** Store ids, interned: each fact brings its own copy of the string, and a profile's visits would keep it. */
+  private readonly storeNames = new Map<string, string>();
   /** Merge refusals already recorded, so a repeated conflict is explained once. */
   readonly refusals = new Set<string>();
   seq = 0;
@@ -203,6 +205,14 @@ export class GraphState {
     return node;
   }
 
+  /** The one copy of store id `id` the graph keeps. */
+  storeName(id: string): string {
+    const known = this.storeNames.get(id);
+    if (known !== undefined) return known;
+    this.storeNames.set(id, id);
+    return id;
+  }
+
   /** Makes room for at least `nodes` nodes in the typed columns (half as much again, so growth stays cheap). */
   growNodeColumns(nodes: number): void {
     const capacity = Math.max(nodes, Math.ceil(this.nodeType.length * 1.5));
@@ -240,23 +250,28 @@ export class GraphState {
     return index;
   }
 
+  /** Puts `nodes` in `profile` (those it already holds stay where they are). */
   place(profile: number, nodes: readonly number[]): void {
     const members = this.members[profile] as number[];
+    const added: number[] = [];
     for (const node of nodes) {
-      if (!members.includes(node)) members.push(node);
+      if (!members.includes(node) && !added.includes(node)) added.push(node);
       this.nodeProfile[node] = profile;
     }
+    if (added.length > 0) this.members[profile] = members.concat(added);
+  }
+
+  /** Adds links (pairs of nodes) to `profile`'s, after the ones it has. */
+  addLinks(profile: number, pairs: readonly number[]): void {
+    if (pairs.length > 0) this.links[profile] = (this.links[profile] as number[]).concat(pairs);
   }
 
   removeNode(profile: number, node: number): void {
     if (profile < 0) return;
-    this.members[profile] = (this.members[profile] as number[]).filter((other) => other !== node);
-    const links = this.links[profile] as number[];
-    const kept: number[] = [];
-    for (let i = 0; i < links.length; i += 2)
-      if (links[i] !== node && links[i + 1] !== node)
-        kept.push(links[i] as number, links[i + 1] as number);
-    this.links[profile] = kept;
+    this.members[profile] = exactly(
+      (this.members[profile] as number[]).filter((other) => other !== node),
+    );
+    this.links[profile] = linksWithout(this.links[profile] as number[], (x) => x === node);
     this.nodeProfile[node] = -1;
   }
 
@@ -277,9 +292,9 @@ export class GraphState {
     }
     const visits = this.storeVisits[absorbed];
     if (visits) {
-      const into = this.storeVisits[survivor] ?? [];
+      let into = this.storeVisits[survivor];
       for (let i = 0; i < visits.length; i += 2)
-        countVisits(into, visits[i] as string, visits[i + 1] as number);
+        into = countVisits(into, visits[i] as string, visits[i + 1] as number);
       this.storeVisits[survivor] = into;
       this.storeVisits[absorbed] = undefined;
     }
@@ -376,10 +391,43 @@ export function describeConsent(state: ConsentState) {
 
 export type StoreVisits = (string | number)[];
 
-export function countVisits(visits: StoreVisits, storeId: string, count: number): void {
+/** Adds `count` visits of `storeId`; returns the visits to keep (a new array when the store is new). */
+export function countVisits(
+  visits: StoreVisits | undefined,
+  storeId: string,
+  count: number,
+): StoreVisits {
+  if (!visits) return [storeId, count];
   const at = visits.indexOf(storeId);
-  if (at >= 0) visits[at + 1] = (visits[at + 1] as number) + count;
-  else visits.push(storeId, count);
+  if (at < 0) return visits.concat(storeId, count);
+  visits[at + 1] = (visits[at + 1] as number) + count;
+  return visits;
+}
+
+/**
+ * A copy of `array` at its exact length. The arrays a profile keeps (its
+ * members, links and store visits) are built at their exact length, by
+ * `concat` or this, never grown by `push` or left as `filter` made them: V8
+ * leaves room for about half as many again and 16 more when an array grows,
+ * which for profiles of a few identifiers made those arrays twice their size
+ * (a quarter of the graph's memory at a million profiles).
+ */
+export function exactly<T>(array: T[]): T[] {
+  return array.slice();
+}
+
+/** The links (pairs of nodes) of `links` that have neither node dropped, at their exact length. */
+export function linksWithout(
+  links: readonly number[],
+  dropped: (node: number) => boolean,
+): number[] {
+  const kept: number[] = [];
+  for (let i = 0; i < links.length; i += 2) {
+    const x = links[i] as number;
+    const y = links[i + 1] as number;
+    if (!dropped(x) && !dropped(y)) kept.push(x, y);
+  }
+  return exactly(kept);
 }
 
 /** The most visited store; ties go to the smaller id, so the choice is deterministic. */

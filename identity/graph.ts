@@ -677,9 +677,8 @@ export class IdentityGraph extends GraphState {
 
   /** Counts a store visit; the most visited store is the `preferred_store` trait. */
   private visitStore(profile: number, storeId: string, evidence: Evidence): void {
-    const visits = this.storeVisits[profile] ?? [];
+    const visits = countVisits(this.storeVisits[profile], this.storeName(storeId), 1);
     this.storeVisits[profile] = visits;
-    countVisits(visits, storeId, 1);
     const preferred = preferredStore(visits);
     if (this.traits[profile]?.preferred_store !== preferred)
       this.emitTraits(profile, { preferred_store: preferred }, evidence);
