@@ -22,10 +22,9 @@ export function evolve(state: GraphState, event: IdentityEvent): void {
       const profile = state.ensureProfile(profileIndexOf(event.profileId));
       if ((state.members[profile] as number[]).length > 0) return; // a split already placed them
       const nodes = event.identifiers.map((identifier) => state.node(identifier));
-      state.addLinks(
-        profile,
-        nodes.slice(1).flatMap((node) => [nodes[0] as number, node]),
-      );
+      const pairs: number[] = [];
+      for (let i = 1; i < nodes.length; i++) pairs.push(nodes[0] as number, nodes[i] as number);
+      state.addLinks(profile, pairs);
       state.place(profile, nodes);
       return;
     }
@@ -35,10 +34,10 @@ export function evolve(state: GraphState, event: IdentityEvent): void {
       // so they stay together if `via` (a device) later turns out to be shared.
       const via = state.node(event.via);
       const nodes = event.identifiers.map((identifier) => state.node(identifier));
-      state.addLinks(
-        profile,
-        nodes.flatMap((node, i) => [i === 0 ? via : (nodes[0] as number), node]),
-      );
+      const pairs: number[] = [];
+      for (const [i, node] of nodes.entries())
+        pairs.push(i === 0 ? via : (nodes[0] as number), node);
+      state.addLinks(profile, pairs);
       state.place(profile, nodes);
       return;
     }

@@ -193,4 +193,19 @@ describe(createIngestor.name, () => {
       await metrics.getSingleMetricAsString('tandem_ingest_events_suppressed_total'),
     ).toContain('source="pos"} 1');
   });
+
+  it('counts catalog upserts under their own source, not the tills’', async () => {
+    const product = {
+      sku: 'SKU-COUNTED',
+      name: 'Counted kettle',
+      category: 'kitchen',
+      brand: 'Acme',
+      price: 29.5,
+      currency: 'EUR',
+    };
+    const result = await ingestor.catalog({ products: [product] }, Date.now(), 'pim');
+    expect(result.accepted).toBe(1);
+    const accepted = await metrics.getSingleMetricAsString('tandem_ingest_events_accepted_total');
+    expect(accepted).toContain('source="catalog"} 1');
+  });
 });

@@ -122,8 +122,9 @@ export function createIngestor(deps: IngestDeps): Ingestor {
           normaliseReceipt(receipt, { receivedAt, sourceId, hasher, normalise }),
         ),
       ),
+    // Catalog entries travel as store-system facts (source kind `pos`) but are counted apart.
     catalog: ({ products = [], stores = [] }, receivedAt, sourceId) =>
-      ingest(deps, metrics, 'pos', [
+      ingest(deps, metrics, 'catalog', [
         ...products.map((product) => normaliseProduct(product, { receivedAt, sourceId })),
         ...stores.map((store) => normaliseStore(store, { receivedAt, sourceId })),
       ]),

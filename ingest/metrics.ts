@@ -1,6 +1,6 @@
 import { Counter, type Registry } from 'prom-client';
 
-/** Counters of what ingest did, by source kind (web, app, pos, import, cmp) and reason; served at /metrics. */
+/** Counters of what ingest did, by source (web, app, pos, import, cmp, catalog) and reason; served at /metrics. */
 export interface IngestMetrics {
   readonly accepted: Counter<'source'>;
   readonly rejected: Counter<'source' | 'reason'>;
