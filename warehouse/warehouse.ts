@@ -12,19 +12,18 @@
  * SQL on both. Three clients are opened: `client` for the API, segments and
  * recommendations (reads and writes); `writer` for the projector's inserts
  * (rows, not a client: see `WarehouseWriter`); and `analyst`, read-only from
- * its first query, for the SQL endpoint. chDB
- * keeps the settings a query passes on its connection, so the analyst never
- * shares one; settings every query needs are set per client. A chDB
+ * its first query, for the SQL endpoint. chDB keeps the settings a query
+ * passes on its connection, so the analyst never shares one; settings every
+ * query needs are set per client. A chDB
  * connection runs one query at a time, so the projector has its own: under
  * load, reads queued on `client` held its inserts back until the warehouse
- * fell minutes behind. On a server, `writer` is `client` (HTTP connections
- * are pooled).
+ * fell minutes behind. On a server, `writer` inserts through `client` (HTTP
+ * connections are pooled).
  *
  * The analyst client carries its limits (time, memory, result size) from its
  * creation: once `readonly = 1` holds, no query can change a setting, so an
  * analyst cannot lift them with a `SETTINGS` clause either.
  */
-
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import {
