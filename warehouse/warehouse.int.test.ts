@@ -1,10 +1,16 @@
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { appliedVersions, MIGRATIONS, migrate } from './migrations.js';
 import { RECOMMENDATION_TABLES } from './recommendation-tables.js';
-import { CHECKPOINTS, PROJECTED_TABLES, SEGMENT_TABLES } from './tables.js';
+import {
+  CHECKPOINTS,
+  columnNames,
+  PROJECTED_TABLES,
+  projectedTable,
+  SEGMENT_TABLES,
+} from './tables.js';
 import { describeOnTargets, warehouseTargets } from './testing/targets.js';
 import { VIEWS } from './views.js';
-import type { Warehouse } from './warehouse.js';
+import { EncodedRows, type Warehouse } from './warehouse.js';
 
 const targets = await warehouseTargets();
 afterAll(() => Promise.all(targets.map((target) => target.dispose())));
@@ -135,6 +141,45 @@ describeOnTargets('warehouse', targets, (target) => {
         product_ids: ['SKU-1', 'SKU-2'],
         position: 3,
       },
+    ]);
+  });
+
+  it('writes encoded rows as they were: text of any kind, arrays, decimals, defaults for what a row lacks', async () => {
+    await migrate(warehouse);
+    const stores = warehouse.table('stores');
+    const columns = columnNames(projectedTable('stores'));
+    const batch = () => {
+      const rows = new EncodedRows(stores, columns);
+      rows.add({
+        store_id: 's1',
+        name: 'Quote " backslash \\ tab \t newline \n 北京店',
+        city: 'Shanghai',
+        lat: 31.2304,
+        lon: 121.4737,
+        categories: ['shoes', "women's"],
+        position: 1,
+      });
+      // No name, district, time zone or categories: each takes its column's default.
+      rows.add({ store_id: 's2', city: 'Beijing', lat: 39.9, lon: 116.4, position: 2 });
+      return rows;
+    };
+    // Written twice, as a re-delivered batch is: the reads see each row once.
+    await warehouse.writer.insert(batch());
+    await warehouse.writer.insert(batch());
+    expect(
+      await rows(
+        `SELECT store_id, name, city, district, lat, categories FROM ${stores} ORDER BY store_id`,
+      ),
+    ).toEqual([
+      {
+        store_id: 's1',
+        name: 'Quote " backslash \\ tab \t newline \n 北京店',
+        city: 'Shanghai',
+        district: '',
+        lat: 31.2304,
+        categories: ['shoes', "women's"],
+      },
+      { store_id: 's2', name: '', city: 'Beijing', district: '', lat: 39.9, categories: [] },
     ]);
   });
 
