@@ -19,6 +19,7 @@ import type {
   RecommendationSettings,
   StoreRecommendations,
 } from '../../schemas/recommendations.js';
+import { heldIdentifiersSql } from '../../warehouse/held-identifiers.js';
 import { selectRows } from '../../warehouse/select.js';
 import { PRODUCT_INTERACTIONS } from '../../warehouse/tables.js';
 import { clickhouseTime, type Warehouse } from '../../warehouse/warehouse.js';
@@ -189,11 +190,7 @@ async function readSubject(
                                'Tuple(eventId String, productIds Array(String), channel String, at Int64, eventName String)'))
         FROM ${t(PRODUCT_INTERACTIONS.name)}
         WHERE consenting
-          AND identifier_hash IN (
-            SELECT identifier_hash FROM ${t('identity')}
-            WHERE identifier_hash IN (SELECT identifier_hash FROM ${t('identity')} WHERE profile_id = {id:String})
-            GROUP BY identifier_hash
-            HAVING argMax(profile_id, seq) = {id:String} AND NOT argMax(is_deleted, seq))
+          AND identifier_hash IN (SELECT identifier_hash FROM (${heldIdentifiersSql(t('identity'))}))
           AND event_name IN ('${Object.values(INTERACTIONS).join("', '")}')
           AND occurred_at > {ref:DateTime64(3, 'UTC')} - INTERVAL {windowDays:UInt32} DAY) AS interactions
      FROM ${t('profiles')}
