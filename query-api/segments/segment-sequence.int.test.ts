@@ -1,0 +1,86 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { SegmentCondition } from '../../schemas/segment-definition.js';
+import { migrate } from '../../warehouse/migrations.js';
+import { selectRows } from '../../warehouse/select.js';
+import { clickhouseTime, openWarehouse, type Warehouse } from '../../warehouse/warehouse.js';
+import { compileSegment } from './segment-compiler.js';
+
+/**
+ * A sequence reads its events without FINAL (a copy of an event does not
+ * change whether one exists); the tables around it must still answer with
+ * their newest rows. Each insert below is its own part, as a re-delivered
+ * batch, a split and a catalog update leave them before ClickHouse merges.
+ */
+let dir: string;
+let warehouse: Warehouse;
+const hash = (letter: string) => letter.repeat(43);
+const day = (n: number) => clickhouseTime(Date.UTC(2026, 2, n, 12));
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tandem-segment-sequence-'));
+  warehouse = await openWarehouse({ target: { kind: 'chdb', path: dir }, database: 'tandem' });
+  await migrate(warehouse);
+  const insert = async (table: string, values: Record<string, unknown>[]) => {
+    await warehouse.client.insert({ table: warehouse.table(table), values, format: 'JSONEachRow' });
+  };
+  // The bag was filed under shoes first, then under bags; the older upsert's
+  // row landed last (a rebuild, say): only its version says it is older.
+  await insert('products', [{ sku: 'SKU-BAG', category: 'bags', position: 2 }]);
+  await insert('products', [{ sku: 'SKU-BAG', category: 'shoes', position: 1 }]);
+  await insert(
+    'profiles',
+    ['prf_a', 'prf_b', 'prf_c'].map((id) => ({ profile_id: id, status: 'active', seq: 1 })),
+  );
+  const identity = (letter: string, profile: string, seq: number) => ({
+    identifier_hash: hash(letter),
+    identifier_type: 'anonymous_id',
+    profile_id: profile,
+    seq,
+  });
+  await insert('identity', [identity('a', 'prf_a', 1), identity('b', 'prf_a', 1)]);
+  await insert('identity', [identity('c', 'prf_c', 1)]);
+  // An operator split device b off to prf_b.
+  await insert('identity', [identity('b', 'prf_b', 5)]);
+  let position = 0;
+  const event = (letter: string, at: string, channel: 'online' | 'offline') => ({
+    event_id: `00000000-0000-4000-8000-0000000000${String(++position).padStart(2, '0')}`,
+    occurred_at: at,
+    received_at: at,
+    channel,
+    event_name: channel === 'online' ? 'Product Viewed' : 'Order Completed',
+    // The views are of the bags category page; the receipts name the sku alone.
+    product_ids: channel === 'online' ? [] : ['SKU-BAG'],
+    categories: channel === 'online' ? ['bags'] : [],
+    identifier_hash: hash(letter),
+    position,
+  });
+  const views = [event('b', day(2), 'online'), event('c', day(2), 'online')];
+  await insert('events', [...views, event('a', day(3), 'offline'), event('c', day(4), 'offline')]);
+  // The projector wrote a batch again after a crash.
+  await insert('events', views);
+});
+afterAll(async () => {
+  await warehouse?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+it('finds who viewed online then bought the same category in a store, by current identity and catalog', async () => {
+  const condition: SegmentCondition = {
+    type: 'sequence',
+    first: { eventName: 'Product Viewed', channel: 'online' },
+    then: { eventName: 'Order Completed', channel: 'offline' },
+    withinDays: 7,
+    sameCategory: true,
+  };
+  const { sql, params } = compileSegment(condition, {
+    database: warehouse.database,
+    now: new Date(Date.UTC(2026, 2, 10)),
+  });
+  // prf_a bought, but the view was device b's, which is prf_b's now: no one but prf_c.
+  expect(await selectRows(warehouse.client, `${sql} ORDER BY profile_id`, params)).toEqual([
+    { profile_id: 'prf_c' },
+  ]);
+});
