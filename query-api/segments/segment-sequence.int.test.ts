@@ -71,6 +71,7 @@ it('finds who viewed online then bought the same category in a store, by current
   const condition: SegmentCondition = {
     type: 'sequence',
     first: { eventName: 'Product Viewed', channel: 'online' },
+    // biome-ignore lint/suspicious/noThenProperty: the sequence step the schema names `then`
     then: { eventName: 'Order Completed', channel: 'offline' },
     withinDays: 7,
     sameCategory: true,
