@@ -58,24 +58,26 @@ function eventFilters(
 }
 
 /**
- * `SELECT columns FROM events WHERE <filter>`, with the catalog when the
- * filter or columns need it. `copiesHarmless`: the caller only asks whether
- * matching events exist, which an event written twice (a re-delivered batch,
- * before the parts merge) does not change, so `events` is read without
- * FINAL; the setting stays inside this subquery. Measured on 2M events: the
- * showroomers sequence's preview went from 1,672 to 1,175 ms.
+ * `SELECT columns FROM events WHERE <filter> [GROUP BY …]`, with the catalog
+ * when the filter or columns need it. `copiesHarmless`: the caller's answer
+ * does not change with a copy of an event (a re-delivered batch, before the
+ * parts merge) — it asks whether matching events exist, or counts distinct
+ * event ids — so `events` is read without FINAL, the setting kept inside
+ * this subquery. Measured on 2M events: the showroomers sequence's preview
+ * went from 1,747 to 1,093 ms, "ordered at least 3 times" from 723 to 609.
  */
 function selectEvents(
   context: CompileContext,
   filter: EventFilter,
   window: Window | undefined,
   columns: string,
-  { needsCatalog = false, copiesHarmless = false } = {},
+  options: { needsCatalog?: boolean; copiesHarmless?: boolean; groupBy?: string } = {},
 ): string {
   const { where, catalog } = eventFilters(context, filter, window);
-  const withCatalog = catalog || needsCatalog ? catalogWith(context) : '';
-  const settings = copiesHarmless ? ' SETTINGS final = 0' : '';
-  return `${withCatalog}SELECT ${columns} FROM ${context.table('events')} WHERE ${where}${settings}`;
+  const withCatalog = catalog || options.needsCatalog ? catalogWith(context) : '';
+  const grouping = options.groupBy ? ` GROUP BY ${options.groupBy}` : '';
+  const settings = options.copiesHarmless ? ' SETTINGS final = 0' : '';
+  return `${withCatalog}SELECT ${columns} FROM ${context.table('events')} WHERE ${where}${grouping}${settings}`;
 }
 
 /**
@@ -88,7 +90,7 @@ export function compileEvent(condition: EventCondition, context: CompileContext)
   const { params } = context;
   const identity = context.table('identity');
   const matching = (having: string) =>
-    `SELECT i.profile_id FROM (${selectEvents(context, condition.filter, condition.window, 'identifier_hash, count() AS n')} GROUP BY identifier_hash) AS e
+    `SELECT i.profile_id FROM (${selectEvents(context, condition.filter, condition.window, 'identifier_hash, uniqExact(event_id) AS n', { groupBy: 'identifier_hash', copiesHarmless: true })}) AS e
 INNER JOIN ${identity} AS i ON i.identifier_hash = e.identifier_hash
 GROUP BY i.profile_id HAVING ${having}`;
   const anyEvent = () =>

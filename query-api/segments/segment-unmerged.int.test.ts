@@ -9,9 +9,9 @@ import { clickhouseTime, openWarehouse, type Warehouse } from '../../warehouse/w
 import { compileSegment } from './segment-compiler.js';
 
 /**
- * A sequence reads its events without FINAL (a copy of an event does not
- * change whether one exists); the tables around it must still answer with
- * their newest rows. Each insert below is its own part, as a re-delivered
+ * Sequences and counts read their events without FINAL (a copy of an event
+ * changes neither whether one exists nor how many distinct ones there are);
+ * the tables around them must still answer with their newest rows. Each insert below is its own part, as a re-delivered
  * batch, a split and a catalog update leave them before ClickHouse merges.
  */
 let dir: string;
@@ -67,6 +67,31 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+const members = async (condition: SegmentCondition) => {
+  const { sql, params } = compileSegment(condition, {
+    database: warehouse.database,
+    now: new Date(Date.UTC(2026, 2, 10)),
+  });
+  return selectRows(warehouse.client, `${sql} ORDER BY profile_id`, params);
+};
+
+it('counts each event once, for the profile its identifier belongs to now', async () => {
+  const views = { eventName: 'Product Viewed', channel: 'online' } as const;
+  // prf_c's view was written twice; device b's view is prf_b's since the split.
+  expect(await members({ type: 'event', filter: views, count: { op: 'at_least', n: 2 } })).toEqual(
+    [],
+  );
+  expect(await members({ type: 'event', filter: views, count: { op: 'exactly', n: 1 } })).toEqual([
+    { profile_id: 'prf_b' },
+    { profile_id: 'prf_c' },
+  ]);
+  expect(await members({ type: 'event', filter: views, count: { op: 'at_most', n: 1 } })).toEqual([
+    { profile_id: 'prf_a' },
+    { profile_id: 'prf_b' },
+    { profile_id: 'prf_c' },
+  ]);
+});
+
 it('finds who viewed online then bought the same category in a store, by current identity and catalog', async () => {
   const condition: SegmentCondition = {
     type: 'sequence',
@@ -76,12 +101,6 @@ it('finds who viewed online then bought the same category in a store, by current
     withinDays: 7,
     sameCategory: true,
   };
-  const { sql, params } = compileSegment(condition, {
-    database: warehouse.database,
-    now: new Date(Date.UTC(2026, 2, 10)),
-  });
   // prf_a bought, but the view was device b's, which is prf_b's now: no one but prf_c.
-  expect(await selectRows(warehouse.client, `${sql} ORDER BY profile_id`, params)).toEqual([
-    { profile_id: 'prf_c' },
-  ]);
+  expect(await members(condition)).toEqual([{ profile_id: 'prf_c' }]);
 });
