@@ -32,7 +32,10 @@ export async function runSegmentsBench({ scale = 1 }: BenchOptions = {}): Promis
 }
 
 /** Ten segments a marketer would build, over the fixtures' own stores and categories. */
-function segments(store: string, category: string): Record<string, SegmentCondition> {
+export function segmentsForBench(
+  store: string,
+  category: string,
+): Record<string, SegmentCondition> {
   const viewedOnline = { eventName: 'Product Viewed', channel: 'online' } as const;
   const boughtInStore = { eventName: 'Order Completed', channel: 'offline' } as const;
   return {
@@ -124,7 +127,7 @@ async function measure(runtime: Runtime, warehouse: Warehouse): Promise<string> 
      FROM ${db}.events`,
   );
   const now = new Date(`${String(anchor?.now).replace(' ', 'T')}Z`);
-  const conditions = segments(String(anchor?.store), String(anchor?.category));
+  const conditions = segmentsForBench(String(anchor?.store), String(anchor?.category));
 
   const latencies: number[] = [];
   const sizes: string[] = [];

@@ -15,11 +15,18 @@ import {
   CONSENTS,
   createTableSql,
   type DdlOptions,
+  EVENT_CHANNELS_PROJECTION,
   EVENTS,
+  IDENTIFIER_KEY,
   IDENTITY,
+  ORDER_LINES,
+  ORDERS,
   onCluster,
   PRODUCT_INTERACTIONS,
   PROFILE_ID_INDEX,
+  PROFILE_KEY,
+  PROFILE_TRAITS,
+  PROFILES,
   PROJECTED_TABLES,
   quote,
   SEGMENT_TABLES,
@@ -90,7 +97,43 @@ export const MIGRATIONS: readonly Migration[] = [
       ];
     },
   },
+  {
+    version: 7,
+    name: 'fixed-width identifier and profile keys for joins; the channels each identifier was seen on',
+    statements: (options) => [
+      ...[EVENTS, ORDERS, ORDER_LINES, IDENTITY].flatMap((spec) =>
+        addMaterializedSql(spec, IDENTIFIER_KEY.name, options),
+      ),
+      ...[IDENTITY, PROFILES, PROFILE_TRAITS, CONSENTS, CONSENT_HISTORY].flatMap((spec) =>
+        addMaterializedSql(spec, PROFILE_KEY.name, options),
+      ),
+      ...Object.entries(EVENTS.settings ?? {}).map(
+        ([name, value]) =>
+          `ALTER TABLE ${options.database}.${EVENTS.name}${onCluster(options)} MODIFY SETTING ${name} = ${typeof value === 'string' ? quote(value) : value}`,
+      ),
+      `ALTER TABLE ${options.database}.${EVENTS.name}${onCluster(options)} ADD PROJECTION IF NOT EXISTS ${EVENT_CHANNELS_PROJECTION}`,
+      // A mutation: existing parts get the projection in the background; reads need none meanwhile.
+      `ALTER TABLE ${options.database}.${EVENTS.name}${onCluster(options)} MATERIALIZE PROJECTION ${EVENT_CHANNELS_PROJECTION.split(' ')[0]}`,
+    ],
+  },
 ];
+
+/**
+ * Adds `spec`'s materialized `column` where the spec has it (after the same
+ * column, so a migrated table reads like a new one) and computes it for the
+ * rows already there, in the background: until then reads compute it.
+ */
+function addMaterializedSql(spec: TableSpec, column: string, options: DdlOptions): string[] {
+  const at = spec.columns.findIndex((each) => each.name === column);
+  const added = spec.columns[at];
+  if (!added?.materialized) throw new Error(`${spec.name} has no materialized column ${column}`);
+  const table = `${options.database}.${spec.name}${onCluster(options)}`;
+  const after = at === 0 ? ' FIRST' : ` AFTER ${spec.columns[at - 1]?.name}`;
+  return [
+    `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${added.name} ${added.type} MATERIALIZED ${added.materialized} COMMENT ${quote(added.comment)}${after}`,
+    `ALTER TABLE ${table} MATERIALIZE COLUMN ${added.name}`,
+  ];
+}
 
 /** `COMMENT COLUMN` bringing a column's comment in line with its spec. */
 function commentSql(spec: TableSpec, column: string, options: DdlOptions): string[] {

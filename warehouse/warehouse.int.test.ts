@@ -32,6 +32,11 @@ describeOnTargets('warehouse', targets, (target) => {
   it('creates every table with the columns, types and comments of its spec', async () => {
     const report = await migrate(warehouse);
     expect(report.applied).toEqual(MIGRATIONS.map((migration) => migration.version));
+    await expectTablesOfSpecs();
+  });
+
+  /** Every table and view has the columns, types and comments of its spec, in its order. */
+  async function expectTablesOfSpecs() {
     const columns = await rows<{ table: string; name: string; type: string; comment: string }>(
       `SELECT table, name, type, comment FROM system.columns
        WHERE database = '${warehouse.database}' ORDER BY table, position`,
@@ -56,7 +61,7 @@ describeOnTargets('warehouse', targets, (target) => {
       const actual = columns.filter((column) => column.table === view.name).map((c) => c.name);
       expect(actual, view.name).toEqual(Object.keys(view.columns));
     }
-  });
+  }
 
   it('applies each migration once and records it', async () => {
     await migrate(warehouse);
@@ -95,6 +100,66 @@ describeOnTargets('warehouse', targets, (target) => {
     ]);
   });
 
+  it('gives the rows of a warehouse made before version 7 the keys and channels a new one has', async () => {
+    await migrate(
+      warehouse,
+      MIGRATIONS.filter((migration) => migration.version < 7),
+    );
+    const event = (id: string, channel: string, occurredAt: string, receivedAt: string) => ({
+      event_id: id,
+      occurred_at: occurredAt,
+      received_at: receivedAt,
+      channel,
+      identifier_hash: 'h1',
+      position: 1,
+    });
+    await warehouse.client.insert({
+      table: warehouse.table('events'),
+      values: [
+        event(
+          '00000000-0000-4000-8000-000000000001',
+          'online',
+          '2026-03-01 10:00:00.000',
+          '2026-03-01 10:00:01.000',
+        ),
+        // Happened earlier, but reached the log later: known from when it was received.
+        event(
+          '00000000-0000-4000-8000-000000000002',
+          'online',
+          '2026-02-01 10:00:00.000',
+          '2026-03-05 10:00:00.000',
+        ),
+        event(
+          '00000000-0000-4000-8000-000000000003',
+          'offline',
+          '2026-03-02 10:00:00.000',
+          '2026-03-02 10:00:00.000',
+        ),
+      ],
+      format: 'JSONEachRow',
+    });
+    await warehouse.client.insert({
+      table: warehouse.table('identity'),
+      values: [{ identifier_hash: 'h1', identifier_type: 'user_id', profile_id: 'prf_1', seq: 1 }],
+      format: 'JSONEachRow',
+    });
+    expect((await migrate(warehouse)).applied).toEqual([7]);
+    await expectTablesOfSpecs();
+    // The join segments make: from an event's key to its profile, and the channels it was seen on.
+    expect(
+      await rows(
+        `SELECT i.profile_id AS profile_id, c.channel AS channel, toString(c.known) AS known
+         FROM (SELECT identifier_key, channel, min(greatest(occurred_at, received_at)) AS known
+               FROM ${warehouse.table('events')} GROUP BY identifier_key, channel SETTINGS final = 0) AS c
+         INNER JOIN ${warehouse.table('identity')} AS i ON i.identifier_key = c.identifier_key
+         ORDER BY channel`,
+      ),
+    ).toEqual([
+      { profile_id: 'prf_1', channel: 'offline', known: '2026-03-02 10:00:00.000' },
+      { profile_id: 'prf_1', channel: 'online', known: '2026-03-01 10:00:01.000' },
+    ]);
+  });
+
   it('fills the product interactions from the events a warehouse already holds when it upgrades', async () => {
     await migrate(
       warehouse,
@@ -122,7 +187,7 @@ describeOnTargets('warehouse', targets, (target) => {
       ],
       format: 'JSONEachRow',
     });
-    expect((await migrate(warehouse)).applied).toEqual([6]);
+    expect((await migrate(warehouse)).applied).toEqual([6, 7]);
     expect(
       await rows(
         `SELECT identifier_hash, event_name, product_ids, position

@@ -1,8 +1,10 @@
 /**
  * Event conditions: occurrence counts and sequences. Events are filtered by
  * time first (the tables are partitioned and ordered by `occurred_at`), then
- * counted per `identifier_hash`, and only then joined to `identity` to find
- * the profile — so the join sees one row per identifier, not per event.
+ * counted per identifier, and only then joined to `identity` to find the
+ * profile — so the join sees one row per identifier, not per event. Sets and
+ * joins are on the 128-bit keys (`identifier_key`, `profile_key`), not the
+ * strings they stand for.
  */
 import type {
   EventCondition,
@@ -81,7 +83,7 @@ function selectEvents(
 }
 
 /**
- * A predicate on `profile_id` for an event condition. Counts that zero
+ * A predicate on `profile_key` for an event condition. Counts that zero
  * satisfies (`at_most n`, `exactly 0`) are the complement of the profiles
  * with more events, so profiles with no events at all match them.
  */
@@ -90,25 +92,25 @@ export function compileEvent(condition: EventCondition, context: CompileContext)
   const { params } = context;
   const identity = context.table('identity');
   const matching = (having: string) =>
-    `SELECT i.profile_id FROM (${selectEvents(context, condition.filter, condition.window, 'identifier_hash, uniqExact(event_id) AS n', { groupBy: 'identifier_hash', copiesHarmless: true })}) AS e
-INNER JOIN ${identity} AS i ON i.identifier_hash = e.identifier_hash
-GROUP BY i.profile_id HAVING ${having}`;
+    `SELECT i.profile_key FROM (${selectEvents(context, condition.filter, condition.window, 'identifier_key, uniqExact(event_id) AS n', { groupBy: 'identifier_key', copiesHarmless: true })}) AS e
+INNER JOIN ${identity} AS i ON i.identifier_key = e.identifier_key
+GROUP BY i.profile_key HAVING ${having}`;
   const anyEvent = () =>
-    `SELECT profile_id FROM ${identity} WHERE identifier_hash IN (${selectEvents(context, condition.filter, condition.window, 'identifier_hash')})`;
+    `SELECT profile_key FROM ${identity} WHERE identifier_key IN (${selectEvents(context, condition.filter, condition.window, 'identifier_key')})`;
 
   if (op === 'at_least' && n === 0) return 'true';
-  if (op === 'at_least' && n === 1) return `profile_id IN (${anyEvent()})`;
+  if (op === 'at_least' && n === 1) return `profile_key IN (${anyEvent()})`;
   if (op === 'at_least')
-    return `profile_id IN (${matching(`sum(e.n) >= ${params.add(n, 'UInt64')}`)})`;
+    return `profile_key IN (${matching(`sum(e.n) >= ${params.add(n, 'UInt64')}`)})`;
   if (op === 'exactly' && n > 0)
-    return `profile_id IN (${matching(`sum(e.n) = ${params.add(n, 'UInt64')}`)})`;
+    return `profile_key IN (${matching(`sum(e.n) = ${params.add(n, 'UInt64')}`)})`;
   // at_most n, exactly 0: not among those with more.
-  if (n === 0) return `profile_id NOT IN (${anyEvent()})`;
-  return `profile_id NOT IN (${matching(`sum(e.n) > ${params.add(n, 'UInt64')}`)})`;
+  if (n === 0) return `profile_key NOT IN (${anyEvent()})`;
+  return `profile_key NOT IN (${matching(`sum(e.n) > ${params.add(n, 'UInt64')}`)})`;
 }
 
 /**
- * A predicate on `profile_id` for a sequence: an event matching `first`,
+ * A predicate on `profile_key` for a sequence: an event matching `first`,
  * then one matching `then` strictly later and at most `withinDays` after it,
  * both within the window; with `sameCategory`, sharing a category. Each side
  * is grouped to one array of times per profile (and category), so the join
@@ -119,23 +121,23 @@ export function compileSequence(condition: SequenceCondition, context: CompileCo
   const identity = context.table('identity');
   const side = (filter: EventFilter) => {
     const columns = sameCategory
-      ? `identifier_hash, toUnixTimestamp64Milli(occurred_at) AS t, arrayJoin(arrayDistinct(arrayFilter(c -> c != '', ${EVENT_CATEGORIES}))) AS category`
-      : 'identifier_hash, toUnixTimestamp64Milli(occurred_at) AS t';
+      ? `identifier_key, toUnixTimestamp64Milli(occurred_at) AS t, arrayJoin(arrayDistinct(arrayFilter(c -> c != '', ${EVENT_CATEGORIES}))) AS category`
+      : 'identifier_key, toUnixTimestamp64Milli(occurred_at) AS t';
     const keys = sameCategory
-      ? 'i.profile_id AS profile_id, e.category AS category'
-      : 'i.profile_id AS profile_id';
+      ? 'i.profile_key AS profile_key, e.category AS category'
+      : 'i.profile_key AS profile_key';
     return `SELECT ${keys}, groupArray(e.t) AS ts
 FROM (${selectEvents(context, filter, window, columns, { needsCatalog: sameCategory, copiesHarmless: true })}) AS e
-INNER JOIN ${identity} AS i ON i.identifier_hash = e.identifier_hash
-GROUP BY ${sameCategory ? 'profile_id, category' : 'profile_id'}`;
+INNER JOIN ${identity} AS i ON i.identifier_key = e.identifier_key
+GROUP BY ${sameCategory ? 'profile_key, category' : 'profile_key'}`;
   };
   const first = side(condition.first);
   const then = side(condition.then);
   const within = context.params.add(condition.withinDays * DAY_MS, 'Int64');
   const on = sameCategory
-    ? 'a.profile_id = b.profile_id AND a.category = b.category'
-    : 'a.profile_id = b.profile_id';
-  return `profile_id IN (SELECT a.profile_id FROM (${first}) AS a
+    ? 'a.profile_key = b.profile_key AND a.category = b.category'
+    : 'a.profile_key = b.profile_key';
+  return `profile_key IN (SELECT a.profile_key FROM (${first}) AS a
 INNER JOIN (${then}) AS b ON ${on}
 WHERE arrayExists(tb -> arrayExists(ta -> ta < tb AND tb - ta <= ${within}, a.ts), b.ts))`;
 }

@@ -10,16 +10,16 @@ import type {
 import { allOf, type CompileContext, timeFilters } from './compile-context.js';
 import { jsonPredicate } from './compile-json.js';
 
-/** A predicate on `profile_id` for a trait comparison (`!=` and `not_exists` match profiles without the trait). */
+/** A predicate on `profile_key` for a trait comparison (`!=` and `not_exists` match profiles without the trait). */
 export function compileTrait(condition: TraitCondition, context: CompileContext): string {
   const { params } = context;
   const { sql, negated } = jsonPredicate(params, 'value', condition);
   const trait = params.add(condition.trait, 'String');
-  return `profile_id ${negated ? 'NOT IN' : 'IN'} (SELECT profile_id FROM ${context.table('profile_traits')} WHERE trait = ${trait} AND ${sql})`;
+  return `profile_key ${negated ? 'NOT IN' : 'IN'} (SELECT profile_key FROM ${context.table('profile_traits')} WHERE trait = ${trait} AND ${sql})`;
 }
 
 /**
- * A predicate on `profile_id` for consent: the current statement from
+ * A predicate on `profile_key` for consent: the current statement from
  * `consents`, or with `asOf` the newest statement (by the resolver's `seq`)
  * made by then, from `consent_history`. No statement means not granted.
  */
@@ -27,11 +27,11 @@ export function compileConsent(condition: ConsentCondition, context: CompileCont
   const { params } = context;
   const purpose = params.add(condition.purpose, 'String');
   const granted = context.asOf
-    ? `SELECT profile_id FROM ${context.table('consent_history')}
+    ? `SELECT profile_key FROM ${context.table('consent_history')}
 WHERE purpose = ${purpose} AND stated_at <= ${params.time(context.asOf)}
-GROUP BY profile_id HAVING argMax(granted, seq)`
-    : `SELECT profile_id FROM ${context.table('consents')} WHERE purpose = ${purpose} AND granted`;
-  return `profile_id ${condition.granted ? 'IN' : 'NOT IN'} (${granted})`;
+GROUP BY profile_key HAVING argMax(granted, seq)`
+    : `SELECT profile_key FROM ${context.table('consents')} WHERE purpose = ${purpose} AND granted`;
+  return `profile_key ${condition.granted ? 'IN' : 'NOT IN'} (${granted})`;
 }
 
 type Op = PurchaseCondition['op'];
@@ -45,7 +45,7 @@ const HOLDS: Record<Op, (a: number, b: number) => boolean> = {
 };
 
 /**
- * A predicate on `profile_id` for a purchase aggregate. A profile without
+ * A predicate on `profile_key` for a purchase aggregate. A profile without
  * orders has 0 orders and 0 revenue, so when the comparison holds for 0 the
  * condition is the complement of the profiles whose orders fail it; without
  * orders there is no average basket, so that metric never matches them.
@@ -75,9 +75,9 @@ export function compilePurchase(condition: PurchaseCondition, context: CompileCo
         : `sum(o.revenue) ${condition.op} ${value} * sum(o.orders)`;
   const holdsForNone =
     condition.metric !== 'average_basket' && HOLDS[condition.op](0, condition.value);
-  return `profile_id ${holdsForNone ? 'NOT IN' : 'IN'} (SELECT i.profile_id FROM (
-SELECT identifier_hash, count() AS orders, sum(revenue) AS revenue
-FROM ${context.table('orders')} WHERE ${allOf(filters)} GROUP BY identifier_hash) AS o
-INNER JOIN ${context.table('identity')} AS i ON i.identifier_hash = o.identifier_hash
-GROUP BY i.profile_id HAVING ${holdsForNone ? `NOT (${test})` : test})`;
+  return `profile_key ${holdsForNone ? 'NOT IN' : 'IN'} (SELECT i.profile_key FROM (
+SELECT identifier_key, count() AS orders, sum(revenue) AS revenue
+FROM ${context.table('orders')} WHERE ${allOf(filters)} GROUP BY identifier_key) AS o
+INNER JOIN ${context.table('identity')} AS i ON i.identifier_key = o.identifier_key
+GROUP BY i.profile_key HAVING ${holdsForNone ? `NOT (${test})` : test})`;
 }

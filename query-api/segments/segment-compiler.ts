@@ -5,11 +5,14 @@
  * Strategy
  * - The query is `SELECT profile_id FROM profiles WHERE status = 'active'
  *   AND <predicate>`. `and` / `or` / `not` become boolean operators, and
- *   every leaf becomes `profile_id [NOT] IN (subquery)`: ClickHouse builds one
+ *   every leaf becomes `profile_key [NOT] IN (subquery)`: ClickHouse builds one
  *   hash set per leaf and probes it once per profile, whatever the nesting.
+ *   Sets and joins are on the tables' 128-bit keys (`profile_key`,
+ *   `identifier_key`), which hash several times faster than the strings they
+ *   stand for; only the members come out as profile ids.
  * - A leaf's subquery reads one fact table, filtered first by time (the
  *   tables are partitioned and sorted by `occurred_at`), aggregated per
- *   `identifier_hash`, and only then joined to `identity` — as the
+ *   identifier, and only then joined to `identity` — as the
  *   `profile_events` view does — so the join sees one row per identifier.
  * - Conditions that profiles without any facts satisfy (`did not`:
  *   `exactly 0`, `at_most n`; `!=` and `not_exists` on traits; purchase
@@ -62,9 +65,15 @@ export interface CompileOptions {
 }
 
 /** A query and its parameters, for `client.query({query: sql, query_params: params})`. */
-export interface CompiledSegment {
+export interface SqlQuery {
   readonly sql: string;
   readonly params: Record<string, unknown>;
+}
+
+/** A segment's members query; `sql` selects their profile ids. */
+export interface CompiledSegment extends SqlQuery {
+  /** The condition on `profiles` rows that `sql` selects by, for a query that wants other columns of them. */
+  readonly where: string;
 }
 
 /** Compiles `condition` to the SELECT of its active member profile ids. */
@@ -84,9 +93,10 @@ export function compileSegment(
     anchor: undefined,
     conditions: 0,
   };
-  const predicate = compile(condition, context, ['condition'], 1);
+  const where = `status = 'active' AND (${compile(condition, context, ['condition'], 1)})`;
   return {
-    sql: `SELECT profile_id FROM ${context.table('profiles')} WHERE status = 'active' AND (${predicate})`,
+    sql: `SELECT profile_id FROM ${context.table('profiles')} WHERE ${where}`,
+    where,
     params: params.values,
   };
 }
