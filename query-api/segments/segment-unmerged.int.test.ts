@@ -5,10 +5,12 @@ import { selectRows } from '../../warehouse/select.js';
 import { describeOnTargets, warehouseTargets } from '../../warehouse/testing/targets.js';
 import { clickhouseTime, type Warehouse } from '../../warehouse/warehouse.js';
 import { compileSegment } from './segment-compiler.js';
+import { previewSql } from './segment-preview.js';
 
 /**
- * Sequences and counts read their events without FINAL (a copy of an event
- * changes neither whether one exists nor how many distinct ones there are);
+ * Sequences, counts and a preview's channel split read their events without
+ * FINAL (a copy of an event changes neither whether one exists, nor how many
+ * distinct ones there are, nor the first time one was known);
  * the tables around them must still answer with their newest rows. Each
  * insert below is its own part, as a re-delivered batch, a split and a
  * catalog update leave them before ClickHouse merges. On every warehouse
@@ -97,6 +99,19 @@ describeOnTargets('segment conditions before parts merge', targets, (target) => 
     expect(await members({ type: 'event', filter: views, count: { op: 'at_most', n: 1 } })).toEqual(
       [{ profile_id: 'prf_a' }, { profile_id: 'prf_b' }, { profile_id: 'prf_c' }],
     );
+  });
+
+  it('splits a preview by the channels of the identifiers each member holds now', async () => {
+    // The channel split reads the projection of `events` without FINAL; identity is current.
+    const compiled = compileSegment(
+      { type: 'trait', trait: 'member_tier', op: 'not_exists' },
+      { database: warehouse.database, now: new Date(Date.UTC(2026, 2, 10)) },
+    );
+    const { sql, params } = previewSql(compiled, { database: warehouse.database, sampleSize: 0 });
+    // prf_a kept device a (a receipt) and lost device b (a view) to prf_b; prf_c did both.
+    expect(await selectRows(warehouse.client, sql, params)).toEqual([
+      { size: 3, online_only: 1, offline_only: 1, in_both: 1, neither: 0, sample: [] },
+    ]);
   });
 
   it('finds who viewed online then bought the same category in a store, by current identity and catalog', async () => {
