@@ -67,7 +67,7 @@ function consentingSql(
     sql: `SELECT c.profile_id AS profile_id, toString(c.stated_at) AS consented_at${contactColumn}
 FROM ${warehouse.table('consents')} AS c
 WHERE c.purpose = {export_purpose:String} AND c.granted
-  AND c.profile_id IN (${members.sql})
+  AND c.profile_key IN (SELECT profile_key FROM ${warehouse.table('profiles')} WHERE ${members.where})
 ORDER BY c.profile_id`,
     params: members.params,
   };
