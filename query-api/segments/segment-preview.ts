@@ -7,9 +7,12 @@
  * `identifier_channels` projection of `events` (when each identifier was
  * first known on each channel: a row per identifier and channel, which
  * ClickHouse keeps up to date with the parts), folded onto profiles through
- * `identity` and joined to the members by `profile_key`. Before it, the split
- * read every event of the members, and the member query ran a second time to
- * find them: on 20M events that was 70–80% of a preview.
+ * `identity` and joined to the members by `profile_key`. The members are the
+ * join's right side, the one ClickHouse builds its hash table of: a segment
+ * is never larger than the profiles, and most are far smaller (10–15% off
+ * every preview on 20M events against the members on the left). Before
+ * this, the split read every event of the members, and the member query ran
+ * a second time to find them: on 20M events that was 70–80% of a preview.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { SegmentCondition } from '../../schemas/segment-definition.js';
@@ -77,15 +80,15 @@ export function previewSql(compiled: CompiledSegment, options: PreviewOptions): 
       ? "CAST([], 'Array(String)')"
       : 'groupArraySample({preview_sample:UInt32}, {preview_seed:UInt64})(m.profile_id)'
   } AS sample
-FROM (SELECT profile_id, profile_key FROM ${database}.profiles WHERE ${compiled.where}) AS m
-LEFT JOIN (
+FROM (
   SELECT i.profile_key AS profile_key, max(c.online) AS online, max(c.offline) AS offline
   FROM ${database}.identity AS i
   INNER JOIN (
     SELECT identifier_key, countIf(channel = 'online') > 0 AS online, countIf(channel = 'offline') > 0 AS offline
     FROM (${channelsSql(database)}) ${known}
     GROUP BY identifier_key) AS c ON c.identifier_key = i.identifier_key
-  GROUP BY i.profile_key) AS a ON a.profile_key = m.profile_key`;
+  GROUP BY i.profile_key) AS a
+RIGHT JOIN (SELECT profile_id, profile_key FROM ${database}.profiles WHERE ${compiled.where}) AS m ON a.profile_key = m.profile_key`;
   return {
     sql,
     params: {
