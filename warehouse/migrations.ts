@@ -13,6 +13,7 @@ import {
   CHECKPOINTS,
   CONSENT_HISTORY,
   CONSENTS,
+  columnSql,
   createTableSql,
   type DdlOptions,
   EVENT_CHANNELS_PROJECTION,
@@ -30,6 +31,7 @@ import {
   PROJECTED_TABLES,
   quote,
   SEGMENT_TABLES,
+  settingsSql,
   type TableSpec,
 } from './tables.js';
 import { createViewSql, VIEWS } from './views.js';
@@ -107,10 +109,7 @@ export const MIGRATIONS: readonly Migration[] = [
       ...[IDENTITY, PROFILES, PROFILE_TRAITS, CONSENTS, CONSENT_HISTORY].flatMap((spec) =>
         addMaterializedSql(spec, PROFILE_KEY.name, options),
       ),
-      ...Object.entries(EVENTS.settings ?? {}).map(
-        ([name, value]) =>
-          `ALTER TABLE ${options.database}.${EVENTS.name}${onCluster(options)} MODIFY SETTING ${name} = ${typeof value === 'string' ? quote(value) : value}`,
-      ),
+      `ALTER TABLE ${options.database}.${EVENTS.name}${onCluster(options)} MODIFY SETTING ${settingsSql(EVENTS.settings ?? {})}`,
       `ALTER TABLE ${options.database}.${EVENTS.name}${onCluster(options)} ADD PROJECTION IF NOT EXISTS ${EVENT_CHANNELS_PROJECTION}`,
       // A mutation: existing parts get the projection in the background; reads need none meanwhile.
       `ALTER TABLE ${options.database}.${EVENTS.name}${onCluster(options)} MATERIALIZE PROJECTION ${EVENT_CHANNELS_PROJECTION.split(' ')[0]}`,
@@ -130,7 +129,7 @@ function addMaterializedSql(spec: TableSpec, column: string, options: DdlOptions
   const table = `${options.database}.${spec.name}${onCluster(options)}`;
   const after = at === 0 ? ' FIRST' : ` AFTER ${spec.columns[at - 1]?.name}`;
   return [
-    `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${added.name} ${added.type} MATERIALIZED ${added.materialized} COMMENT ${quote(added.comment)}${after}`,
+    `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${columnSql(added)}${after}`,
     `ALTER TABLE ${table} MATERIALIZE COLUMN ${added.name}`,
   ];
 }

@@ -110,8 +110,9 @@ const identifierColumns: readonly Column[] = [
  * reads a row per identifier and channel rather than every event. A copy of
  * an event does not change a minimum: read it with `final = 0`.
  */
-export const EVENT_CHANNELS_PROJECTION =
-  'identifier_channels (SELECT identifier_key, channel, min(greatest(occurred_at, received_at)) GROUP BY identifier_key, channel)';
+export const FIRST_KNOWN = 'min(greatest(occurred_at, received_at))';
+/** A query must aggregate with `FIRST_KNOWN`, as written here, for ClickHouse to answer it from the projection. */
+export const EVENT_CHANNELS_PROJECTION = `identifier_channels (SELECT identifier_key, channel, ${FIRST_KNOWN} GROUP BY identifier_key, channel)`;
 /** A ReplacingMergeTree with projections rebuilds them when a merge drops replaced rows. */
 const PROJECTED_REPLACING_SETTINGS = { deduplicate_merge_projection_mode: 'rebuild' } as const;
 
@@ -503,12 +504,22 @@ export interface DdlOptions {
 
 export const quote = (text: string) => `'${text.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
 
+/** A column's definition, as `CREATE TABLE` and `ADD COLUMN` take it. */
+export function columnSql(column: Column): string {
+  const materialized = column.materialized ? ` MATERIALIZED ${column.materialized}` : '';
+  return `${column.name} ${column.type}${materialized} COMMENT ${quote(column.comment)}`;
+}
+
+/** Storage settings, as `SETTINGS` and `MODIFY SETTING` take them. */
+export function settingsSql(settings: NonNullable<TableSpec['settings']>): string {
+  return Object.entries(settings)
+    .map(([name, value]) => `${name} = ${typeof value === 'string' ? quote(value) : value}`)
+    .join(', ');
+}
+
 /** `CREATE TABLE IF NOT EXISTS` for `spec`, under `name` (a shadow table during a rebuild). */
 export function createTableSql(spec: TableSpec, options: DdlOptions, name = spec.name): string {
-  const columns = spec.columns.map(
-    (column) =>
-      `  ${column.name} ${column.type}${column.materialized ? ` MATERIALIZED ${column.materialized}` : ''} COMMENT ${quote(column.comment)}`,
-  );
+  const columns = spec.columns.map((column) => `  ${columnSql(column)}`);
   const indexes = (spec.indexes ?? []).map((index) => `  INDEX ${index}`);
   const projections = (spec.projections ?? []).map((projection) => `  PROJECTION ${projection}`);
   const versionArgs = [spec.version, ...(spec.isDeleted ? [spec.isDeleted] : [])].join(', ');
@@ -521,13 +532,7 @@ export function createTableSql(spec: TableSpec, options: DdlOptions, name = spec
     `ENGINE = ${engine}`,
     ...(spec.partitionBy ? [`PARTITION BY ${spec.partitionBy}`] : []),
     `ORDER BY ${spec.orderBy}`,
-    ...(spec.settings
-      ? [
-          `SETTINGS ${Object.entries(spec.settings)
-            .map(([name, value]) => `${name} = ${typeof value === 'string' ? quote(value) : value}`)
-            .join(', ')}`,
-        ]
-      : []),
+    ...(spec.settings ? [`SETTINGS ${settingsSql(spec.settings)}`] : []),
     `COMMENT ${quote(spec.comment)}`,
   ].join('\n');
 }

@@ -16,6 +16,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { SegmentCondition } from '../../schemas/segment-definition.js';
+import { FIRST_KNOWN } from '../../warehouse/tables.js';
 import { clickhouseTime } from '../../warehouse/warehouse.js';
 import { assertDatabaseName } from './compile-context.js';
 import {
@@ -57,7 +58,7 @@ export interface SegmentPreview {
  * copy of an event leaves a minimum as it is.
  */
 function channelsSql(database: string): string {
-  return `SELECT identifier_key, channel, min(greatest(occurred_at, received_at)) AS known
+  return `SELECT identifier_key, channel, ${FIRST_KNOWN} AS known
       FROM ${database}.events GROUP BY identifier_key, channel SETTINGS final = 0`;
 }
 
