@@ -8,6 +8,16 @@ import { ErrorCodes, TandemError } from '../../schemas/errors.js';
 import type { Window } from '../../schemas/segment-definition.js';
 import { clickhouseTime } from '../../warehouse/warehouse.js';
 
+/**
+ * The settings of a subquery that reads `events` without FINAL, because a
+ * copy of an event (a re-delivered batch, before the parts merge) cannot
+ * change its answer: whether matching events exist, how many distinct event
+ * ids, the first time one was known. Kept inside that subquery: every query
+ * runs with `final = 1`, and the tables around it (identity, profiles) need
+ * their newest rows.
+ */
+export const COPIES_HARMLESS = 'final = 0';
+
 /** A day in milliseconds: windows and `withinDays` count days of 24 hours (UTC). */
 export const DAY_MS = 86_400_000;
 

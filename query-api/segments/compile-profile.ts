@@ -7,7 +7,7 @@ import type {
   PurchaseCondition,
   TraitCondition,
 } from '../../schemas/segment-definition.js';
-import { allOf, type CompileContext, timeFilters } from './compile-context.js';
+import { allOf, COPIES_HARMLESS, type CompileContext, timeFilters } from './compile-context.js';
 import { jsonPredicate } from './compile-json.js';
 
 /** A predicate on `profile_key` for a trait comparison (`!=` and `not_exists` match profiles without the trait). */
@@ -60,10 +60,10 @@ export function compilePurchase(condition: PurchaseCondition, context: CompileCo
   if (condition.storeId !== undefined)
     filters.push(`store_id = ${params.add(condition.storeId, 'String')}`);
   if (context.asOf) {
-    // `orders` keeps no receipt time: take it from the order's event.
+    // `orders` keeps no receipt time: take it from the order's event (whether it exists: copies harmless).
     const received = timeFilters(context, condition.window, 'occurred_at', 'received_at');
     filters.push(
-      `event_id IN (SELECT event_id FROM ${context.table('events')} WHERE event_name = 'Order Completed' AND ${allOf(received)})`,
+      `event_id IN (SELECT event_id FROM ${context.table('events')} WHERE event_name = 'Order Completed' AND ${allOf(received)} SETTINGS ${COPIES_HARMLESS})`,
     );
   }
   const value = params.add(condition.value.toFixed(2), 'Decimal(18, 2)');

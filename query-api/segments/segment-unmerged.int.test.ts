@@ -40,7 +40,12 @@ describeOnTargets('segment conditions before parts merge', targets, (target) => 
     await insert('products', [{ sku: 'SKU-BAG', category: 'shoes', position: 1 }]);
     await insert(
       'profiles',
-      ['prf_a', 'prf_b', 'prf_c'].map((id) => ({ profile_id: id, status: 'active', seq: 1 })),
+      // prf_d holds no identifier yet (a profile made of an import's traits, say).
+      ['prf_a', 'prf_b', 'prf_c', 'prf_d'].map((id) => ({
+        profile_id: id,
+        status: 'active',
+        seq: 1,
+      })),
     );
     const identity = (letter: string, profile: string, seq: number) => ({
       identifier_hash: hash(letter),
@@ -97,7 +102,24 @@ describeOnTargets('segment conditions before parts merge', targets, (target) => 
       [{ profile_id: 'prf_b' }, { profile_id: 'prf_c' }],
     );
     expect(await members({ type: 'event', filter: views, count: { op: 'at_most', n: 1 } })).toEqual(
-      [{ profile_id: 'prf_a' }, { profile_id: 'prf_b' }, { profile_id: 'prf_c' }],
+      [
+        { profile_id: 'prf_a' },
+        { profile_id: 'prf_b' },
+        { profile_id: 'prf_c' },
+        { profile_id: 'prf_d' },
+      ],
+    );
+  });
+
+  it('finds who did and who did not, for the profile each identifier belongs to now', async () => {
+    const views = { eventName: 'Product Viewed', channel: 'online' } as const;
+    // Whether a view exists: prf_a's old row for device b must not answer.
+    expect(await members({ type: 'event', filter: views })).toEqual([
+      { profile_id: 'prf_b' },
+      { profile_id: 'prf_c' },
+    ]);
+    expect(await members({ type: 'event', filter: views, count: { op: 'exactly', n: 0 } })).toEqual(
+      [{ profile_id: 'prf_a' }, { profile_id: 'prf_d' }],
     );
   });
 
@@ -108,9 +130,10 @@ describeOnTargets('segment conditions before parts merge', targets, (target) => 
       { database: warehouse.database, now: new Date(Date.UTC(2026, 2, 10)) },
     );
     const { sql, params } = previewSql(compiled, { database: warehouse.database, sampleSize: 0 });
-    // prf_a kept device a (a receipt) and lost device b (a view) to prf_b; prf_c did both.
+    // prf_a kept device a (a receipt) and lost device b (a view) to prf_b; prf_c did both;
+    // prf_d, holding no identifier, is a member seen on neither channel.
     expect(await selectRows(warehouse.client, sql, params)).toEqual([
-      { size: 3, online_only: 1, offline_only: 1, in_both: 1, neither: 0, sample: [] },
+      { size: 4, online_only: 1, offline_only: 1, in_both: 1, neither: 1, sample: [] },
     ]);
   });
 
