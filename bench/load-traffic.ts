@@ -15,6 +15,7 @@ import { DATASET_FILES, generateDataset } from '../fixtures/generate.js';
 import type { PosReceipt } from '../schemas/pos.js';
 import type { SegmentCall } from '../schemas/segment.js';
 import type { SegmentCondition } from '../schemas/segment-definition.js';
+import { segmentsForBench } from './segments.bench.js';
 
 /** Calls in one tracking batch, as an SDK or a server-side collector flushes them. */
 export const CALLS_PER_BATCH = 20;
@@ -242,37 +243,20 @@ function trackingBatch(calls: readonly SegmentCall[]): string {
   return JSON.stringify({ batch, sentAt: new Date(now).toISOString() });
 }
 
-/** Segments a marketer previews while building one; the showroomers sequence among them. */
+/** Segments a marketer previews while building one: the demo's showroomers and four of the segments bench's. */
 export function segmentConditions(store: string): Record<string, SegmentCondition> {
-  const boughtInStore = { eventName: 'Order Completed', channel: 'offline' } as const;
-  return {
-    showroomers: SHOWROOMERS,
-    'viewed online, last 30 days': {
-      type: 'event',
-      filter: { eventName: 'Product Viewed', channel: 'online' },
-      window: { lastDays: 30 },
-    },
-    'bought in store 2+ times, last 90 days': {
-      type: 'event',
-      filter: boughtInStore,
-      count: { op: 'at_least', n: 2 },
-      window: { lastDays: 90 },
-    },
-    'email consent and a store visit, last 30 days': {
-      type: 'and',
-      conditions: [
-        { type: 'consent', purpose: 'marketing_email', granted: true },
-        { type: 'event', filter: boughtInStore, window: { lastDays: 30 } },
-      ],
-    },
-    [`regulars of ${store} who never browse online`]: {
-      type: 'and',
-      conditions: [
-        { type: 'event', filter: { storeId: store }, count: { op: 'at_least', n: 2 } },
-        { type: 'not', condition: { type: 'event', filter: { channel: 'online' } } },
-      ],
-    },
-  };
+  const bench = segmentsForBench(store, '');
+  const picked = [
+    'viewed online, last 30 days',
+    'bought in store 2+ times, last 90 days',
+    'email consent and a store visit, last 30 days',
+    `regulars of ${store} who never browse online`,
+  ].map((name) => {
+    const condition = bench[name];
+    if (!condition) throw new Error(`the segments bench has no segment named ${name}`);
+    return [name, condition] as const;
+  });
+  return { showroomers: SHOWROOMERS, ...Object.fromEntries(picked) };
 }
 
 /** Small queries an analyst runs from a notebook, values as params. */
