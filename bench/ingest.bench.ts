@@ -3,7 +3,8 @@
  * a request, against `tandem serve` in a second process on the embedded
  * stores, and — in the same run — the raw append rate of the same events
  * straight into the LMDB event store, as the ratio's baseline. Then the same
- * load at half the peak rate, for the latency a healthy server shows.
+ * calls at half the peak rate, evenly spaced (`paced-load.ts`), for the
+ * latency a healthy server shows.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -16,11 +17,16 @@ import autocannon from 'autocannon';
 import { openLmdbEventStore } from '../eventstore/event-store.lmdb.js';
 import { generateDataset } from '../fixtures/generate.js';
 import type { SegmentCall } from '../schemas/segment.js';
-import { type BenchOptions, formatBenchReport, formatRate } from './report.js';
+import { pacedLoad } from './paced-load.js';
+import { type BenchOptions, formatBenchReport, formatRate, median, percentile } from './report.js';
 
 const EVENTS_PER_REQUEST = 100;
 const CONNECTIONS = 16;
 const WRITE_KEY = `wk_bench_${randomUUID()}`;
+const HEADERS = {
+  'content-type': 'application/json',
+  authorization: `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}`,
+};
 
 /** Runs the benchmark and returns the printed report. */
 export async function runIngestBench({ scale = 1 }: BenchOptions = {}): Promise<string> {
@@ -31,16 +37,21 @@ export async function runIngestBench({ scale = 1 }: BenchOptions = {}): Promise<
     const raw = await rawAppendRate(join(dir, 'raw'), bodies);
     const server = await startServer(join(dir, 'server'));
     try {
-      const peak = await load(server.address, bodies, {});
-      const steady = await load(server.address, bodies.map(withFreshIds), {
-        overallRate: Math.max(1, Math.round(peak.requestsPerSecond / 2)),
+      const peak = await load(server.address, bodies);
+      const halfRate = Math.max(1, Math.round(peak.requestsPerSecond / 2));
+      const paced = await pacedLoad({
+        url: `${server.address}/v1/batch`,
+        headers: HEADERS,
+        bodies: bodies.map(withFreshIds),
+        rate: halfRate,
+        connections: CONNECTIONS,
       });
       const floor = await startChild(
         'the HTTP floor',
         [fileURLToPath(new URL('./http-floor.child.js', import.meta.url))],
         {},
       );
-      const bare = await load(floor.address, bodies, {}).finally(() => floor.stop());
+      const bare = await load(floor.address, bodies).finally(() => floor.stop());
       const report = formatBenchReport(
         `ingest: POST /v1/batch, ${EVENTS_PER_REQUEST} fixture events a request, ${CONNECTIONS} connections, ${events.toLocaleString('en-US')} events`,
         [{ name: 'events accepted', unit: 'events/s', ours: peak.eventsPerSecond, raw }],
@@ -49,7 +60,7 @@ export async function runIngestBench({ scale = 1 }: BenchOptions = {}): Promise<
       return [
         report,
         `latency at peak: p50 ${peak.p50} ms, p99 ${peak.p99} ms; non-2xx: ${peak.errors}`,
-        `latency at 50% of peak (${Math.round(peak.requestsPerSecond / 2)} requests/s): p50 ${steady.p50} ms, p99 ${steady.p99} ms (target p99 < 100 ms); non-2xx: ${steady.errors}`,
+        `latency at 50% of peak (${halfRate} requests/s, evenly spaced, open loop, from when each was due): p50 ${median(paced.latencies).toFixed(0)} ms, p99 ${percentile(paced.latencies, 0.99).toFixed(0)} ms (target p99 < 100 ms); non-2xx: ${paced.errors}`,
         'raw = the same calls appended straight into the LMDB event store, 100 a call, 16 in flight: no HTTP,',
         'validation, normalisation or sealing.',
         `HTTP floor: a bare fastify server that only parses the same bodies takes ${formatRate(bare.eventsPerSecond)} events/s`,
@@ -129,11 +140,8 @@ interface LoadResult {
   readonly errors: number;
 }
 
-async function load(
-  address: string,
-  bodies: readonly string[],
-  extra: { overallRate?: number },
-): Promise<LoadResult> {
+/** autocannon at full speed: the peak. */
+async function load(address: string, bodies: readonly string[]): Promise<LoadResult> {
   let next = 0;
   const started = performance.now();
   const result = await autocannon({
@@ -141,16 +149,12 @@ async function load(
     method: 'POST',
     connections: CONNECTIONS,
     amount: bodies.length,
-    headers: {
-      'content-type': 'application/json',
-      authorization: `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}`,
-    },
+    headers: HEADERS,
     requests: [
       {
         setupRequest: (request) => ({ ...request, body: bodies[next++ % bodies.length] as string }),
       },
     ],
-    ...extra,
   });
   const seconds = (performance.now() - started) / 1000;
   const ok = result['2xx'];
