@@ -45,7 +45,7 @@ import {
   type TrafficData,
   type TrafficKeys,
 } from './load-traffic.js';
-import type { BenchOptions } from './report.js';
+import { type BenchOptions, fromEnv } from './report.js';
 
 const SECONDS = 60;
 const SHOPPERS = 5000;
@@ -295,13 +295,4 @@ async function lmdbFilesMb(dir: string): Promise<number> {
       .map(async (entry) => (await stat(join(entry.parentPath, entry.name))).size),
   );
   return sizes.reduce((sum, size) => sum + size, 0) / 2 ** 20;
-}
-
-function fromEnv(name: string): number | undefined {
-  const text = process.env[name];
-  if (text === undefined || text === '') return undefined;
-  const value = Number(text);
-  if (!(Number.isInteger(value) && value > 0))
-    throw new Error(`${name} must be a positive whole number, got "${text}"`);
-  return value;
 }

@@ -68,6 +68,8 @@ export function formatBenchReport(
 
 /** A rate with thousands separators, rounded. */
 export function formatRate(value: number): string {
+  // A rate below 10 (0.48 previews/s) would round to nothing.
+  if (!Number.isInteger(value) && Math.abs(value) < 10) return value.toFixed(2);
   return Math.round(value).toLocaleString('en-US');
 }
 
@@ -86,4 +88,14 @@ export function percentile(values: readonly number[], q: number): number {
   return sorted[
     Math.min(sorted.length - 1, Math.max(0, Math.ceil(sorted.length * q) - 1))
   ] as number;
+}
+
+/** A positive whole number from the environment variable `name`, or undefined when it is unset or empty. */
+export function fromEnv(name: string): number | undefined {
+  const text = process.env[name];
+  if (text === undefined || text === '') return undefined;
+  const value = Number(text);
+  if (!(Number.isInteger(value) && value > 0))
+    throw new Error(`${name} must be a positive whole number, got "${text}"`);
+  return value;
 }

@@ -56,6 +56,7 @@ Not part of \`EnvSchema\`; the program never reads them.
 | \`TANDEM_TEST_KURRENTDB_URL\` | a KurrentDB for the event store contract tests (\`eventstore/event-store.kurrentdb.int.test.ts\`) |
 | \`TANDEM_TEST_CLICKHOUSE_URL\` | a ClickHouse server for the warehouse and projection tests (\`warehouse/testing/targets.ts\`) |
 | \`TANDEM_BENCH_PROFILE_DIR\` | where \`npm run bench -- ingest\` writes a V8 CPU profile of the server |
+| \`TANDEM_BENCH_SEGMENT_COPIES\` | \`npm run bench -- segments\` measures on that many copies of the projected fixtures, made in SQL (\`bench/warehouse-copy.ts\`) |
 `;
 
 /** The JSON Schema of one variable as it is read (the input side of transforms). */
