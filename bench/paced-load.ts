@@ -29,7 +29,6 @@ export interface PacedLoadResult {
   readonly latencies: readonly number[];
   /** Requests answered other than 2xx, or not answered. */
   readonly errors: number;
-  readonly seconds: number;
 }
 
 /** POSTs every body at `rate` a second; resolves once all are answered. */
@@ -60,7 +59,7 @@ export async function pacedLoad(options: PacedLoadOptions): Promise<PacedLoadRes
   } finally {
     agent.destroy();
   }
-  return { latencies, errors, seconds: (performance.now() - started) / 1000 };
+  return { latencies, errors };
 }
 
 /** One POST; resolves with the status once the response has been read. */

@@ -12,20 +12,11 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { selectRows } from '../warehouse/select.js';
+import { columnNames, PRODUCTS, PROJECTED_TABLES, STORES } from '../warehouse/tables.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 
 /** The tables of people and what they did; the catalog and the stores are shared. */
-const COPIED_TABLES = [
-  'events',
-  'product_interactions',
-  'orders',
-  'order_lines',
-  'identity',
-  'profiles',
-  'profile_traits',
-  'consents',
-  'consent_history',
-] as const;
+const COPIED_TABLES = PROJECTED_TABLES.filter((spec) => spec !== PRODUCTS && spec !== STORES);
 /** Text columns naming a person, an identifier or an order; empty stays empty. */
 const SUFFIXED = new Set(['profile_id', 'merged_into', 'identifier_hash', 'order_id']);
 
@@ -33,25 +24,18 @@ const SUFFIXED = new Set(['profile_id', 'merged_into', 'identifier_hash', 'order
 export async function copyWarehouse(warehouse: Warehouse, copies: number): Promise<number> {
   if (!Number.isInteger(copies) || copies < 1)
     throw new RangeError('copies must be a whole number from 1');
-  const { client, database } = warehouse;
-  for (const table of COPIED_TABLES) {
-    const columns = await selectRows<{ name: string }>(
-      client,
-      `SELECT name FROM system.columns
-       WHERE database = {database:String} AND table = {table:String} AND default_kind != 'MATERIALIZED'
-       ORDER BY position`,
-      { database, table },
-    );
-    const names = columns.map((column) => column.name);
-    await client.command({
-      query: `INSERT INTO ${warehouse.table(table)} (${names.join(', ')})
+  for (const spec of COPIED_TABLES) {
+    // Computed columns (the keys) are left to ClickHouse, as the projector leaves them.
+    const names = columnNames(spec);
+    await warehouse.client.command({
+      query: `INSERT INTO ${warehouse.table(spec.name)} (${names.join(', ')})
         SELECT ${names.map(copiedColumn).join(', ')}
-        FROM ${warehouse.table(table)} ARRAY JOIN range(1, ${copies}) AS k`,
+        FROM ${warehouse.table(spec.name)} ARRAY JOIN range(1, ${copies}) AS k`,
     });
   }
   await mergesSettled(warehouse);
   const [held] = await selectRows<{ events: number }>(
-    client,
+    warehouse.client,
     `SELECT count() AS events FROM ${warehouse.table('events')}`,
   );
   return Number(held?.events ?? 0);
