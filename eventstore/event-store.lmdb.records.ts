@@ -16,9 +16,15 @@ export type StoredRecord = [
  * Encodes and decodes log records. An append packs each event's body before
  * it takes the write lock, when its revision is not yet known; `record()`
  * then splices the stream and revision in front without re-encoding the data.
+ *
+ * It is also the `log` database's encoder (lmdb-js's interface: `decode`):
+ * lmdb-js then hands each value to `decode` in its own reused buffer instead
+ * of copying it into a new Buffer first, since decoding copies out all it
+ * keeps (`copyBuffers`: binary values too). Records are written as bytes,
+ * past the encoder (`asBinary`).
  */
 export class RecordCodec {
-  private readonly packr = new Packr({ useRecords: false });
+  private readonly packr = new Packr({ useRecords: false, copyBuffers: true });
 
   /** The packed 5-field body: [id, type, recordedAtMs, data, metadata]. */
   body(event: EventData, id: string, recordedAt: number): Buffer {
@@ -44,8 +50,14 @@ export class RecordCodec {
     return record;
   }
 
-  decode(value: Buffer): StoredRecord {
-    return this.packr.unpack(value) as StoredRecord;
+  /** @param end where the record ends in `bytes` (lmdb-js's reused buffer is longer) */
+  decode(bytes: Uint8Array, end?: number): StoredRecord {
+    return this.packr.unpack(bytes, end) as StoredRecord;
+  }
+
+  /** Records reach the log already encoded (`asBinary`); anything else is a mistake. */
+  encode(value: unknown): never {
+    throw new TypeError(`log records are written as bytes, not as ${typeof value}`);
   }
 }
 

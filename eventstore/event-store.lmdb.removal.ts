@@ -68,7 +68,7 @@ export function removeFromIndexes(indexes: StreamIndexes, key: string, before: n
  * and joined where no live event lies between them, so the touch walks from
  * each run once (a stream of single-event appends gives thousands of ranges).
  */
-export function removeFromLog(log: Database<Buffer, number>, ranges: LogRange[]): RemovedRun[] {
+export function removeFromLog<V>(log: Database<V, number>, ranges: LogRange[]): RemovedRun[] {
   for (const [first, count] of ranges) {
     for (let i = 0; i < count; i++) removeZeroed(log, first + i);
   }

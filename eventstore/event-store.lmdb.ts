@@ -46,7 +46,7 @@
  */
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { type Database, open, type RootDatabase } from 'lmdb';
+import { asBinary, type Database, open, type RootDatabase } from 'lmdb';
 import {
   type AppendOptions,
   type AppendResult,
@@ -130,7 +130,7 @@ export async function openLmdbEventStore(options: LmdbEventStoreOptions): Promis
 
 class LmdbEventStore implements EventStore {
   readonly kind = 'lmdb';
-  private readonly log: Database<Buffer, number>;
+  private readonly log: Database<StoredRecord, number>;
   /** Keyed by [nameDigest(stream), first revision]. */
   private readonly segments: Database<Segment, [string, number]>;
   /** Valued [nameDigest(stream), first revision]. */
@@ -148,7 +148,9 @@ class LmdbEventStore implements EventStore {
     private readonly commits: CommitSignal,
     private readonly maxAppendBytes: number,
   ) {
-    this.log = root.openDB({ name: 'log', encoding: 'binary' });
+    // lmdb-js takes `encoder` as an option; its types declare it only on the database.
+    const logOptions = { name: 'log', encoder: this.codec };
+    this.log = root.openDB<StoredRecord, number>(logOptions);
     this.segments = root.openDB({ name: 'stream-segments' });
     this.appends = root.openDB({ name: 'stream-appends' });
     this.streams = root.openDB({ name: 'stream-states' });
@@ -246,7 +248,7 @@ class LmdbEventStore implements EventStore {
     const records = bodies.map((body, i) => this.codec.record(header, current + 1 + i, body));
     // Nothing below throws: every check is above, so an append is never half written.
     records.forEach((record, i) => {
-      this.log.put(head + 1 + i, record);
+      this.log.put(head + 1 + i, asBinary(record) as unknown as StoredRecord);
     });
     this.segments.put([key, current + 1], [head + 1, ids.length, ids[0]]);
     this.appends.put(ids[0], [key, current + 1]);
@@ -476,18 +478,17 @@ class LmdbEventStore implements EventStore {
       ...(backwards ? { end: 0, reverse: true } : {}),
       limit: PAGE_SIZE,
     });
-    for (const { key, value } of range) {
+    for (const { key, value: record } of range) {
       last = key;
-      const record = this.codec.decode(value);
       if (matchesFilter(filter, record[0], record[3])) events.push(toRecordedEvent(record, key));
     }
     return { events, last };
   }
 
   private readRecord(position: number): StoredRecord {
-    const value = this.log.get(position);
-    if (!value) throw new Error(`event log is inconsistent: no event at position ${position}`);
-    return this.codec.decode(value);
+    const record = this.log.get(position);
+    if (!record) throw new Error(`event log is inconsistent: no event at position ${position}`);
+    return record;
   }
 
   private readEvent(position: number): RecordedEvent {
