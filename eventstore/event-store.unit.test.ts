@@ -10,6 +10,7 @@ import {
   parsePosition,
   WrongExpectedVersionError,
 } from './event-store.js';
+import { RecordCodec } from './event-store.lmdb.records.js';
 
 const position = fc.record({
   commit: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
@@ -93,5 +94,29 @@ describe(WrongExpectedVersionError.name, () => {
     expect(new WrongExpectedVersionError('orders-1', 2, 'no_stream').message).toBe(
       'stream "orders-1": expected revision 2, but it does not exist',
     );
+  });
+});
+
+describe(RecordCodec.name, () => {
+  const codec = new RecordCodec();
+  const event = { id: randomUUID(), type: 'track', data: { event: 'Product Viewed', n: 3 } };
+
+  it('reads a record where it ends, in a buffer that holds more after it', () => {
+    // lmdb-js hands the decoder its reused read buffer, longer than the value.
+    const record = codec.record(codec.header('anon-1'), 7, codec.body(event, event.id, 1000));
+    const reused = Buffer.concat([record, Buffer.from([0x93, 0x01, 0x02, 0x03])]);
+    expect(codec.decode(reused, record.length)).toEqual([
+      'anon-1',
+      7,
+      event.id,
+      'track',
+      1000,
+      event.data,
+      null,
+    ]);
+  });
+
+  it('refuses to encode a value: records are written as bytes', () => {
+    expect(() => codec.encode({ not: 'bytes' })).toThrow(/written as bytes/);
   });
 });
