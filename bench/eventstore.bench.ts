@@ -138,19 +138,26 @@ async function ourReadRate(dir: string, events: readonly EventData[]): Promise<n
   }
 }
 
+/** Reads decode in lmdb-js's reused buffer, as the log does (its record codec is the database's encoder). */
 async function rawReadRate(dir: string, events: readonly EventData[]): Promise<number> {
   const root = open({ path: dir, compression: false });
-  const db = root.openDB({ name: 'raw', encoding: 'binary' });
-  const packr = new Packr({ useRecords: false });
+  const packr = new Packr({ useRecords: false, copyBuffers: true });
+  const encoder = {
+    encode: (event: EventData) => packr.pack(event),
+    decode: (bytes: Uint8Array, end?: number) => packr.unpack(bytes, end) as EventData,
+  };
+  // lmdb-js takes `encoder` as an option; its types declare it only on the database.
+  const options = { name: 'raw', encoder };
+  const db = root.openDB<EventData, number>(options);
   try {
     await root.transaction(() => {
       events.forEach((event, i) => {
-        db.put(i + 1, packr.pack(event));
+        db.put(i + 1, event);
       });
     });
     return await timed(events.length, async () => {
       let count = 0;
-      for (const { value } of db.getRange()) if (packr.unpack(value)) count++;
+      for (const { value } of db.getRange()) if (value) count++;
       if (count !== events.length)
         throw new Error(`raw read returned ${count} of ${events.length} events`);
     });
