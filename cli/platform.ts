@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
+import type { LogLag } from '../eventstore/log-lag.js';
 import { openResolver, type Resolver } from '../identity/resolver.js';
 import { writeAccessExport } from '../privacy/access-export.js';
 import { openAuditLog } from '../privacy/audit.js';
@@ -84,7 +85,7 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
       runtime.logger.warn({ err: error }, 'could not read new keys; retrying');
     });
   }, 1000).unref();
-  const resolver = runs('resolver') ? await followIdentity(runtime) : undefined;
+  const resolver = runs('resolver') ? await followIdentity(runtime, ingest.metrics) : undefined;
   const warehouse =
     runs('projector') || runs('api') ? await openConfiguredWarehouse(runtime) : undefined;
   if (warehouse) registerChdbMetrics(warehouse, ingest.metrics);
@@ -190,7 +191,12 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
         }
       : {}),
     readiness: async () => [
-      ...(await readinessChecks({ eventStore, warehouse, projector: projection?.projector })),
+      ...(await readinessChecks({
+        eventStore,
+        warehouse,
+        resolver: resolver?.resolver,
+        projector: projection?.projector,
+      })),
       ...running('resolver', resolver?.background),
       ...running('projector', projection?.background),
       ...running('privacy_runner', privacyRunner),
@@ -221,9 +227,10 @@ export async function startPlatform(runtime: Runtime, options: PlatformOptions):
   };
 }
 
-/** The identity resolver, following the log in the background until stopped. */
+/** The identity resolver, following the log in the background until stopped; its lag is a metric. */
 async function followIdentity(
   runtime: Runtime,
+  metrics: Registry,
 ): Promise<{ resolver: Resolver; background: Background }> {
   const log = runtime.logger.child({ part: 'resolver' });
   const resolver = await openResolver({
@@ -232,6 +239,7 @@ async function followIdentity(
     snapshotFile: identitySnapshotFile(runtime.config),
     log,
   });
+  registerLagGauges(metrics, 'resolver', 'the identity resolver', resolver);
   return {
     resolver,
     background: inBackground(
@@ -256,23 +264,7 @@ async function followProjections(
     retention: runtime.config.retention,
     log,
   });
-  const lag = () => projector.lag().catch(() => ({ events: Number.NaN, seconds: Number.NaN }));
-  new Gauge({
-    name: 'tandem_projector_lag_events',
-    help: 'Log positions the warehouse projection is behind the head (events, on the embedded log)',
-    registers: [metrics],
-    async collect() {
-      this.set((await lag()).events);
-    },
-  });
-  new Gauge({
-    name: 'tandem_projector_lag_seconds',
-    help: 'Age of the oldest event not yet written to the warehouse (0 when caught up)',
-    registers: [metrics],
-    async collect() {
-      this.set((await lag()).seconds);
-    },
-  });
+  registerLagGauges(metrics, 'projector', 'the warehouse projection', projector);
   return {
     projector,
     background: inBackground(
@@ -281,6 +273,32 @@ async function followProjections(
       'the projector stopped; the warehouse is not updated until a restart',
     ),
   };
+}
+
+/** `tandem_<part>_lag_events` and `_seconds`: how far `what` is behind the log's head (NaN when it cannot tell). */
+function registerLagGauges(
+  metrics: Registry,
+  part: 'resolver' | 'projector',
+  what: string,
+  follower: { lag(): Promise<LogLag> },
+): void {
+  const lag = () => follower.lag().catch(() => ({ events: Number.NaN, seconds: Number.NaN }));
+  new Gauge({
+    name: `tandem_${part}_lag_events`,
+    help: `Log positions ${what} is behind the head (events, on the embedded log)`,
+    registers: [metrics],
+    async collect() {
+      this.set((await lag()).events);
+    },
+  });
+  new Gauge({
+    name: `tandem_${part}_lag_seconds`,
+    help: `Age of the oldest event ${what} has not yet made durable (0 when caught up)`,
+    registers: [metrics],
+    async collect() {
+      this.set((await lag()).seconds);
+    },
+  });
 }
 
 /** A part following the log in the background: how to stop it, and why it stopped by itself, if it did. */

@@ -34,6 +34,7 @@ import {
   type RecordedEvent,
   StreamDeletedError,
 } from '../eventstore/event-store.js';
+import { type LogLag, lagBehind } from '../eventstore/log-lag.js';
 import type { Identifier } from '../schemas/identifier.js';
 import {
   ERASURE_RESOLVED,
@@ -87,6 +88,8 @@ export interface Resolver {
   /** Writes a snapshot of the graph at its durable position. */
   snapshot(): Promise<void>;
   status(): ResolverStatus;
+  /** How far behind the log head its durable decisions are. */
+  lag(): Promise<LogLag>;
 }
 
 interface SnapshotFile {
@@ -214,6 +217,10 @@ class LogResolver implements Resolver {
       { position, profiles: this.graph.profileCount },
       'identity snapshot written',
     );
+  }
+
+  lag(): Promise<LogLag> {
+    return lagBehind(this.options.eventStore, this.durable);
   }
 
   status(): ResolverStatus {

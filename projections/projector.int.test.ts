@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { collect } from '../eventstore/testing/helpers.js';
 import { aBatch, aShopper } from '../fixtures/builders.js';
 import { readSampleFiles } from '../fixtures/sample.js';
@@ -147,6 +147,23 @@ describeOnTargets('projections', targets, (target) => {
     );
     expect(stored[0]?.n).toBeGreaterThan(before.events.online + before.events.offline);
     expect(await warehouseCounts(warehouse)).toEqual(before);
+  });
+
+  it('says how far behind the log it is from the log itself, before it has read a thing', async () => {
+    await writeCheckpoint(warehouse, 'warehouse', { commit: 1n, prepare: 1n }, 0);
+    const projector = await openProjector({ eventStore: sample.eventStore, warehouse, priority });
+    const head = Number((await sample.eventStore.headPosition())?.commit);
+    const [next] = await collect(
+      sample.eventStore.readAll({ from: { commit: 2n, prepare: 2n }, maxCount: 1 }),
+    );
+    vi.setSystemTime((next?.recordedAt.getTime() ?? 0) + 90_000);
+    try {
+      expect(await projector.lag()).toEqual({ events: head - 1, seconds: 90 });
+    } finally {
+      vi.useRealTimers();
+    }
+    await projector.catchUp();
+    expect(await projector.lag()).toEqual({ events: 0, seconds: 0 });
   });
 
   it('rebuilds into shadow tables and swaps them in: equal to the incremental tables, readable throughout', async () => {

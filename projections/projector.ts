@@ -25,6 +25,7 @@ import {
   type Position,
   type RecordedEvent,
 } from '../eventstore/event-store.js';
+import { type LogLag, lagBehind } from '../eventstore/log-lag.js';
 import {
   hasAgedOut,
   type RetentionCutoffs,
@@ -61,13 +62,6 @@ export interface ProjectorStatus {
   readonly rows: number;
 }
 
-export interface ProjectorLag {
-  /** Log positions between the head and the checkpoint: events for the embedded log. */
-  readonly events: number;
-  /** Age of the oldest event not yet written; 0 when caught up. */
-  readonly seconds: number;
-}
-
 export interface Projector {
   /** Writes everything in the log up to its head when called; resolves once it is durable. */
   catchUp(): Promise<ProjectorStatus>;
@@ -75,7 +69,7 @@ export interface Projector {
   follow(signal: AbortSignal): Promise<void>;
   status(): ProjectorStatus;
   /** How far behind the log head the written rows are. */
-  lag(): Promise<ProjectorLag>;
+  lag(): Promise<LogLag>;
 }
 
 export const DEFAULT_PROJECTOR = 'warehouse';
@@ -130,7 +124,6 @@ class Batch implements RowSink {
   readonly rows = new Map<string, EncodedRows>();
   events = 0;
   rowCount = 0;
-  first: RecordedEvent | undefined;
   last: RecordedEvent | undefined;
   /** @param target the qualified name a projected table's rows go to */
   constructor(private readonly target: (table: string) => string) {}
@@ -162,8 +155,6 @@ class WarehouseProjector implements Projector {
   private read: Position | undefined;
   /** Last event whose rows and checkpoint are written. */
   private durable: Position | undefined;
-  /** The batch being written, if any. */
-  private inFlight: Batch | undefined;
   private totalEvents: number;
   private events = 0;
   private rows = 0;
@@ -220,14 +211,8 @@ class WarehouseProjector implements Projector {
     };
   }
 
-  async lag(): Promise<ProjectorLag> {
-    const head = await this.options.eventStore.headPosition();
-    const behind = head ? Number(head.commit - (this.durable?.commit ?? 0n)) : 0;
-    const oldest = (this.inFlight ?? this.batch).first?.recordedAt;
-    return {
-      events: Math.max(0, behind),
-      seconds: behind > 0 && oldest ? Math.max(0, (Date.now() - oldest.getTime()) / 1000) : 0,
-    };
+  lag(): Promise<LogLag> {
+    return lagBehind(this.options.eventStore, this.durable);
   }
 
   /** Whether retention removes the event (the cut-offs move on once a minute). */
@@ -244,7 +229,6 @@ class WarehouseProjector implements Projector {
     if (this.failure) throw this.failure;
     this.read = event.position;
     const batch = this.batch;
-    batch.first ??= event;
     if (!this.agedOut(event)) projectEvent(event, this.context, batch);
     batch.events++;
     batch.last = event;
@@ -271,13 +255,11 @@ class WarehouseProjector implements Projector {
     }
     this.due = false;
     this.batch = new Batch(this.target);
-    this.inFlight = batch;
     this.writing = this.write(batch)
       .catch((error: unknown) => {
         this.failure ??= error;
       })
       .finally(() => {
-        this.inFlight = undefined;
         this.writing = undefined;
         if (this.due) this.startWrite();
       });

@@ -1,18 +1,26 @@
 import type { EventReader } from '../eventstore/event-store.js';
-import type { Projector } from '../projections/projector.js';
+import type { LogLag } from '../eventstore/log-lag.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import type { ReadinessCheck } from './app.js';
 
-/** How far behind the log the warehouse may be before `/readyz` says not ready. */
+/** How far behind the log the warehouse or the profiles may be before `/readyz` says not ready. */
 export const READY_LAG_SECONDS = 60;
 
-/** What `/readyz` checks: the log answers, the warehouse answers, the projector (when this process runs it) keeps up. */
+interface Follower {
+  lag(): Promise<LogLag>;
+}
+
+/**
+ * What `/readyz` checks: the log answers, the warehouse answers, and the
+ * resolver and the projector, where this process runs them, keep up.
+ */
 export async function readinessChecks(parts: {
   readonly eventStore: Pick<EventReader, 'headPosition'>;
   readonly warehouse?: Warehouse | undefined;
-  readonly projector?: Pick<Projector, 'lag'> | undefined;
+  readonly resolver?: Follower | undefined;
+  readonly projector?: Follower | undefined;
 }): Promise<ReadinessCheck[]> {
-  const { eventStore, warehouse, projector } = parts;
+  const { eventStore, warehouse, resolver, projector } = parts;
   const check = async (name: string, run: () => Promise<string | undefined>) => {
     try {
       const problem = await run();
@@ -34,15 +42,14 @@ export async function readinessChecks(parts: {
           }),
         ]
       : []),
-    ...(projector
-      ? [
-          check('projection_lag', async () => {
-            const { seconds } = await projector.lag();
-            return seconds <= READY_LAG_SECONDS
-              ? undefined
-              : `the warehouse is ${Math.round(seconds)} s behind the log (ready under ${READY_LAG_SECONDS} s)`;
-          }),
-        ]
-      : []),
+    ...(resolver ? [check('identity_lag', () => behind(resolver, 'the profiles are'))] : []),
+    ...(projector ? [check('projection_lag', () => behind(projector, 'the warehouse is'))] : []),
   ]);
+}
+
+async function behind(follower: Follower, what: string): Promise<string | undefined> {
+  const { seconds } = await follower.lag();
+  return seconds <= READY_LAG_SECONDS
+    ? undefined
+    : `${what} ${Math.round(seconds)} s behind the log (ready under ${READY_LAG_SECONDS} s)`;
 }
