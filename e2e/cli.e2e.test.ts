@@ -77,12 +77,16 @@ describe('tandem CLI', () => {
     expect(unauthorised.status).toBeGreaterThanOrEqual(400);
     const metrics = await (await fetch(`${running.address}/metrics`)).text();
     expect(metrics).toMatch(/^tandem_ingest_events_accepted_total\{source="web"\} 1$/m);
-    // Node's own, under the names dashboards expect.
+    // Node's own, under the names dashboards expect; how far the resolver and the projector are behind.
     for (const name of [
       'process_resident_memory_bytes',
       'nodejs_heap_size_used_bytes',
       'nodejs_eventloop_lag_p99_seconds',
       'tandem_chdb_memory_bytes\\{what="tracked"\\}',
+      'tandem_resolver_lag_events',
+      'tandem_resolver_lag_seconds',
+      'tandem_projector_lag_events',
+      'tandem_projector_lag_seconds',
     ])
       expect(metrics).toMatch(new RegExp(`^${name} \\d`, 'm'));
     platform.child.kill('SIGTERM');
