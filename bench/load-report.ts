@@ -25,7 +25,7 @@ export interface LoadMeasurements {
   readonly warmup: number;
   readonly rss: readonly RssSample[];
   readonly serverCpuSeconds: number | undefined;
-  /** The projector's lag and `/readyz`, every 2 s during the mix. */
+  /** The resolver's and the projector's lag and `/readyz`, every 2 s during the mix. */
   readonly health: readonly HealthSample[];
   /** Seconds after the traffic stopped until the projector had no lag; undefined if not within 120 s. */
   readonly caughtUpSeconds: number | undefined;
@@ -34,8 +34,12 @@ export interface LoadMeasurements {
 export interface HealthSample {
   /** Seconds since the mix started. */
   readonly at: number;
+  /** The projector's lag. */
   readonly lagEvents: number;
   readonly lagSeconds: number;
+  /** The resolver's lag. */
+  readonly resolverLagEvents: number;
+  readonly resolverLagSeconds: number;
   /** The status `/readyz` answered (0: no answer), and its body when not 200. */
   readonly ready: number;
   readonly detail?: string;
@@ -194,7 +198,7 @@ function rssFigures(rss: readonly RssSample[], warmup: number, seconds: number):
   };
 }
 
-/** Throughput and RSS every 10 s (shorter steps for a short run), CPU and the projector's lag. */
+/** Throughput and RSS every 10 s (shorter steps for a short run), CPU, the projector's and the resolver's lag. */
 function seriesLines(input: LoadReportInput, memory: RssFigures): string[] {
   const { mix, warmup, health } = input;
   const step = mix.seconds >= 30 ? 10 : Math.max(1, Math.round(mix.seconds / 6));
@@ -225,6 +229,7 @@ function seriesLines(input: LoadReportInput, memory: RssFigures): string[] {
     `  the data dir's maps are the pages of its LMDB files (${formatRate(input.dataFilesMb)} MB at the end) the server read or wrote: the kernel's page cache of the log, clean, given back under memory pressure, growing with the log`,
     `server CPU during the mix: ${cores(input.serverCpuSeconds)} cores; the load generator ${cores(mix.clientCpuSeconds)} cores, its event-loop delay p99 ${mix.clientLoopDelayP99.toFixed(1)} ms`,
     `projector lag s at ${marks.join('/')} s: ${marks.map((mark) => lagAt(health, mark)).join(' ')}; max ${formatRate(Math.max(0, ...health.map((h) => h.lagEvents)))} events, ${Math.max(0, ...health.map((h) => h.lagSeconds)).toFixed(1)} s; ${input.caughtUpSeconds === undefined ? 'NOT caught up within 120 s' : `caught up ${input.caughtUpSeconds.toFixed(1)} s`} after the traffic stopped`,
+    `resolver lag: max ${formatRate(Math.max(0, ...health.map((h) => h.resolverLagEvents)))} events, ${Math.max(0, ...health.map((h) => h.resolverLagSeconds)).toFixed(1)} s`,
     readiness(health),
   ];
 }

@@ -159,6 +159,8 @@ async function measure(
         at,
         lagEvents: metrics('tandem_projector_lag_events'),
         lagSeconds: metrics('tandem_projector_lag_seconds'),
+        resolverLagEvents: metrics('tandem_resolver_lag_events'),
+        resolverLagSeconds: metrics('tandem_resolver_lag_seconds'),
         heapMb: metrics('nodejs_heap_size_used_bytes') / 2 ** 20,
         heapTotalMb: metrics('nodejs_heap_size_total_bytes') / 2 ** 20,
         externalMb: metrics('nodejs_external_memory_bytes') / 2 ** 20,
