@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
-import type { LogLag } from '../eventstore/log-lag.js';
+import type { LagReporter } from '../eventstore/log-lag.js';
 import { openResolver, type Resolver } from '../identity/resolver.js';
 import { writeAccessExport } from '../privacy/access-export.js';
 import { openAuditLog } from '../privacy/audit.js';
@@ -280,7 +280,7 @@ function registerLagGauges(
   metrics: Registry,
   part: 'resolver' | 'projector',
   what: string,
-  follower: { lag(): Promise<LogLag> },
+  follower: LagReporter,
 ): void {
   const lag = () => follower.lag().catch(() => ({ events: Number.NaN, seconds: Number.NaN }));
   new Gauge({

@@ -8,6 +8,11 @@ export interface LogLag {
   readonly seconds: number;
 }
 
+/** What reports a `LogLag`: the resolver, the projector. */
+export interface LagReporter {
+  lag(): Promise<LogLag>;
+}
+
 /**
  * The lag of a follower that has made everything up to `done` durable
  * (undefined: nothing yet). The age is read from the log itself, so a
@@ -16,7 +21,6 @@ export interface LogLag {
 export async function lagBehind(
   log: Pick<EventReader, 'headPosition' | 'readAll'>,
   done: Position | undefined,
-  now = Date.now(),
 ): Promise<LogLag> {
   const head = await log.headPosition();
   const behind = head ? Number(head.commit - (done?.commit ?? 0n)) : 0;
@@ -24,7 +28,10 @@ export async function lagBehind(
   // From `done` inclusive: the first event after it, even when `done` itself was erased since.
   for await (const event of log.readAll({ from: done ?? 'start', maxCount: 2 })) {
     if (done && comparePositions(event.position, done) <= 0) continue;
-    return { events: behind, seconds: Math.max(0, (now - event.recordedAt.getTime()) / 1000) };
+    return {
+      events: behind,
+      seconds: Math.max(0, (Date.now() - event.recordedAt.getTime()) / 1000),
+    };
   }
   return { events: behind, seconds: 0 };
 }

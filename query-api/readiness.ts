@@ -1,14 +1,10 @@
 import type { EventReader } from '../eventstore/event-store.js';
-import type { LogLag } from '../eventstore/log-lag.js';
+import type { LagReporter } from '../eventstore/log-lag.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import type { ReadinessCheck } from './app.js';
 
 /** How far behind the log the warehouse or the profiles may be before `/readyz` says not ready. */
 export const READY_LAG_SECONDS = 60;
-
-interface Follower {
-  lag(): Promise<LogLag>;
-}
 
 /**
  * What `/readyz` checks: the log answers, the warehouse answers, and the
@@ -17,8 +13,8 @@ interface Follower {
 export async function readinessChecks(parts: {
   readonly eventStore: Pick<EventReader, 'headPosition'>;
   readonly warehouse?: Warehouse | undefined;
-  readonly resolver?: Follower | undefined;
-  readonly projector?: Follower | undefined;
+  readonly resolver?: LagReporter | undefined;
+  readonly projector?: LagReporter | undefined;
 }): Promise<ReadinessCheck[]> {
   const { eventStore, warehouse, resolver, projector } = parts;
   const check = async (name: string, run: () => Promise<string | undefined>) => {
@@ -47,7 +43,7 @@ export async function readinessChecks(parts: {
   ]);
 }
 
-async function behind(follower: Follower, what: string): Promise<string | undefined> {
+async function behind(follower: LagReporter, what: string): Promise<string | undefined> {
   const { seconds } = await follower.lag();
   return seconds <= READY_LAG_SECONDS
     ? undefined
